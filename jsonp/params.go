@@ -1,0 +1,133 @@
+package jsonp
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+// ParamError is a malformed request parameter; the handler answers 400
+// with its message.
+type ParamError struct {
+	Param string // the parameter's name; empty for the request as a whole
+	Msg   string
+}
+
+func (e *ParamError) Error() string {
+	if e.Param == "" {
+		return e.Msg
+	}
+	return e.Param + ": " + e.Msg
+}
+
+// ErrBodyTooLarge is returned by Parse for a POST body over the limit.
+var ErrBodyTooLarge = errors.New("request body too large")
+
+// Params are a request's parameters, each given at most once.
+type Params map[string]string
+
+// Parse reads the parameters of r: the query string and, for POST, a body
+// of URL-encoded parameters whether its type is
+// application/x-www-form-urlencoded or text/plain (what XDomainRequest and
+// a preflight-free XHR send). A parameter given twice, in one place or in
+// both, is a *ParamError. A body over maxBody bytes is ErrBodyTooLarge.
+func Parse(r *http.Request, maxBody int64) (Params, error) {
+	p := make(Params, 8)
+	if err := p.add(r.URL.RawQuery); err != nil {
+		return nil, err
+	}
+	if r.Method != http.MethodPost {
+		return p, nil
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/x-www-form-urlencoded" && mt != "text/plain") {
+			return nil, &ParamError{Msg: fmt.Sprintf("unsupported content type %q: send application/x-www-form-urlencoded or text/plain", ct)}
+		}
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, &ParamError{Msg: "reading body: " + err.Error()}
+	}
+	if int64(len(body)) > maxBody {
+		return nil, ErrBodyTooLarge
+	}
+	if err := p.add(string(body)); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// add parses one URL-encoded parameter list into p.
+func (p Params) add(s string) error {
+	for s != "" {
+		var kv string
+		kv, s, _ = cut(s, '&')
+		if kv == "" {
+			continue
+		}
+		k, v, _ := cut(kv, '=')
+		key, err := url.QueryUnescape(k)
+		if err != nil {
+			return &ParamError{Msg: "malformed parameter name encoding"}
+		}
+		val, err := url.QueryUnescape(v)
+		if err != nil {
+			return &ParamError{Param: key, Msg: "malformed percent-encoding"}
+		}
+		if _, dup := p[key]; dup {
+			return &ParamError{Param: key, Msg: "given more than once"}
+		}
+		p[key] = val
+	}
+	return nil
+}
+
+func cut(s string, sep byte) (before, after string, found bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == sep {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+// Callback returns the "cb" parameter: ok is false when it is present but
+// not a valid callback name (including empty). Absent means plain JSON.
+func (p Params) Callback() (cb string, ok bool) {
+	cb, present := p["cb"]
+	if !present {
+		return "", true
+	}
+	return cb, ValidCallback(cb)
+}
+
+// Int returns the parameter name as a base-10 integer in [min, max];
+// present is false when it was not given. A malformed or out-of-range
+// value is a *ParamError.
+func (p Params) Int(name string, min, max int64) (v int64, present bool, err error) {
+	s, present := p[name]
+	if !present {
+		return 0, false, nil
+	}
+	v, err = strconv.ParseInt(s, 10, 64)
+	if err != nil || s[0] == '+' {
+		return 0, true, &ParamError{Param: name, Msg: fmt.Sprintf("%q is not an integer", clip(s))}
+	}
+	if v < min || v > max {
+		return 0, true, &ParamError{Param: name, Msg: fmt.Sprintf("%d is out of range [%d, %d]", v, min, max)}
+	}
+	return v, true, nil
+}
+
+// clip shortens s for an error message.
+func clip(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
+}

@@ -1,0 +1,289 @@
+package relay
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/polysocket/polysocket/control"
+	"github.com/polysocket/polysocket/jsonp"
+	"github.com/polysocket/polysocket/session"
+	"go.uber.org/zap"
+)
+
+// request is what every session endpoint starts from.
+type request struct {
+	w  http.ResponseWriter
+	cb string
+	p  jsonp.Params
+	s  *session.Session
+}
+
+// fail answers an error with the seed protocol's status, JSONP or not.
+func (q *request) fail(code control.Code, msg string) {
+	jsonp.WriteError(q.w, q.cb, code.HTTPStatus(), code, msg)
+}
+
+// begin parses a session request: method, parameters, callback, socket.
+// It answers the error itself and returns nil when the request is bad.
+func (r *Relay) begin(w http.ResponseWriter, req *http.Request, prefix string, methods ...string) *request {
+	q := &request{w: w}
+	if req.Method == http.MethodOptions {
+		h := w.Header()
+		jsonp.SetHeaders(h)
+		h.Set("Access-Control-Allow-Methods", strings.Join(methods, ", "))
+		h.Set("Access-Control-Allow-Headers", "Content-Type")
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	allowed := false
+	for _, m := range methods {
+		allowed = allowed || req.Method == m
+	}
+	if !allowed {
+		w.Header().Set("Allow", strings.Join(methods, ", "))
+		q.fail(control.CodeMethod, req.Method+" is not allowed here; use "+strings.Join(methods, " or "))
+		return nil
+	}
+	p, err := jsonp.Parse(req, r.cfg.MaxBody)
+	if cb, ok := p.Callback(); ok {
+		q.cb = cb
+	} else if p != nil {
+		jsonp.WriteBadCallback(w)
+		return nil
+	}
+	var pe *jsonp.ParamError
+	switch {
+	case errors.Is(err, jsonp.ErrBodyTooLarge):
+		q.fail(control.CodeTooLarge, "request body over "+strconv.FormatInt(r.cfg.MaxBody, 10)+" bytes")
+		return nil
+	case errors.As(err, &pe):
+		q.fail(control.CodeParams, pe.Error())
+		return nil
+	case err != nil:
+		q.fail(control.CodeParams, err.Error())
+		return nil
+	}
+	q.p = p
+	id := strings.TrimPrefix(req.URL.Path, prefix)
+	if id == "" || len(id) > 64 || strings.Contains(id, "/") {
+		q.fail(control.CodeSocket, "unknown socket")
+		return nil
+	}
+	s, err := r.reg.Get(id)
+	if err != nil {
+		q.fail(control.CodeSocket, "unknown or closed socket")
+		return nil
+	}
+	q.s = s
+	return q
+}
+
+var okBody = []byte(`{"ok":true}`)
+
+// handleSend is GET|POST /s/{socket}: one message or fragment to the
+// target.
+func (r *Relay) handleSend(w http.ResponseWriter, req *http.Request) {
+	q := r.begin(w, req, "/s/", http.MethodGet, http.MethodPost)
+	if q == nil {
+		return
+	}
+	sr, code, msg := r.parseSend(q.p)
+	if code != "" {
+		q.fail(code, msg)
+		return
+	}
+	err := q.s.Send(req.Context(), sr)
+	switch {
+	case err == nil:
+		jsonp.Write(w, q.cb, http.StatusCreated, okBody)
+	case errors.Is(err, session.ErrClosed):
+		q.fail(control.CodeSocket, "socket is closed")
+	case errors.Is(err, session.ErrTooLarge):
+		q.fail(control.CodeTooLarge, "message over "+strconv.FormatInt(r.reg.Config().MaxMessage, 10)+" bytes; the partial message was dropped")
+	case errors.Is(err, session.ErrWindow):
+		q.fail(control.CodeParams, "n is too far ahead of the last applied send")
+	case errors.Is(err, session.ErrFragmentType):
+		q.fail(control.CodeParams, err.Error())
+	default:
+		r.log.Error("send", zap.Error(err))
+		q.fail(control.CodeInternal, "internal error")
+	}
+}
+
+// parseSend checks t, d, n and f. A non-empty code means the request is
+// bad.
+func (r *Relay) parseSend(p jsonp.Params) (session.SendRequest, control.Code, string) {
+	var sr session.SendRequest
+	t, ok := p["t"]
+	if !ok {
+		return sr, control.CodeParams, "t is required (t or b)"
+	}
+	if t != "t" && t != "b" {
+		return sr, control.CodeParams, "t must be t (text) or b (binary)"
+	}
+	d, ok := p["d"]
+	if !ok {
+		return sr, control.CodeParams, "d is required (it may be empty)"
+	}
+	n, _, err := p.Int("n", 1, 1<<53)
+	if err != nil {
+		return sr, control.CodeParams, err.Error()
+	}
+	switch p["f"] {
+	case "", "0":
+	case "1":
+		sr.More = true
+	default:
+		return sr, control.CodeParams, "f must be 1 (more fragments follow) or 0"
+	}
+	max := r.reg.Config().MaxMessage
+	if t == "b" {
+		sr.Binary = true
+		if int64(base64.StdEncoding.DecodedLen(len(d))) > max+2 {
+			return sr, control.CodeTooLarge, "message over " + strconv.FormatInt(max, 10) + " bytes"
+		}
+		b, err := base64.StdEncoding.DecodeString(d)
+		if err != nil {
+			return sr, control.CodeParams, "d is not valid standard base64"
+		}
+		sr.Data = b
+	} else {
+		if !utf8.ValidString(d) {
+			return sr, control.CodeParams, "d is not valid UTF-8"
+		}
+		sr.Data = []byte(d)
+	}
+	if int64(len(sr.Data)) > max {
+		return sr, control.CodeTooLarge, "message over " + strconv.FormatInt(max, 10) + " bytes"
+	}
+	sr.N = n
+	return sr, "", ""
+}
+
+// handleClose is GET|POST /c/{socket}: the client closes the session.
+func (r *Relay) handleClose(w http.ResponseWriter, req *http.Request) {
+	q := r.begin(w, req, "/c/", http.MethodGet, http.MethodPost)
+	if q == nil {
+		return
+	}
+	code, given, err := q.p.Int("code", 1000, 4999)
+	if err != nil || (given && code != 1000 && code != 1001 && code < 3000) {
+		q.fail(control.CodeParams, "code must be 1000, 1001 (page unload) or 3000–4999")
+		return
+	}
+	if !given {
+		code = 1000
+	}
+	reason := q.p["reason"]
+	if len(reason) > 123 || !utf8.ValidString(reason) {
+		q.fail(control.CodeParams, "reason must be valid UTF-8 of at most 123 bytes")
+		return
+	}
+	if err := q.s.CloseByClient(int(code), reason); err != nil {
+		q.fail(control.CodeSocket, "socket is closed")
+		return
+	}
+	jsonp.Write(w, q.cb, http.StatusOK, okBody)
+}
+
+// handlePoll is GET /j/{socket}: the long poll for target messages.
+func (r *Relay) handlePoll(w http.ResponseWriter, req *http.Request) {
+	q := r.begin(w, req, "/j/", http.MethodGet)
+	if q == nil {
+		return
+	}
+	ttlMS, given, err := q.p.Int("ttl", 0, 1<<40)
+	if err != nil {
+		q.fail(control.CodeParams, err.Error())
+		return
+	}
+	ttl := r.cfg.DefaultTTL
+	if given {
+		ttl = min(time.Duration(ttlMS)*time.Millisecond, r.cfg.MaxTTL)
+	}
+	ack, hasAck, err := q.p.Int("a", 0, 1<<53)
+	if err != nil {
+		q.fail(control.CodeParams, err.Error())
+		return
+	}
+	batch, err := q.s.Poll(req.Context(), session.PollRequest{Ack: ack, HasAck: hasAck, TTL: ttl, MaxBytes: r.cfg.MaxPollBytes})
+	switch {
+	case err == nil:
+	case errors.Is(err, session.ErrAck):
+		q.fail(control.CodeParams, "a is beyond the last message sent")
+		return
+	case errors.Is(err, session.ErrUnknown):
+		q.fail(control.CodeSocket, "unknown or closed socket")
+		return
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return // the client went away; nothing was taken
+	default:
+		r.log.Error("poll", zap.Error(err))
+		q.fail(control.CodeInternal, "internal error")
+		return
+	}
+	bp := r.getBuf()
+	body := appendBatch((*bp)[:0], batch)
+	jsonp.Write(w, q.cb, http.StatusOK, body)
+	*bp = body
+	r.putBuf(bp)
+	if !hasAck && len(batch.Messages) > 0 {
+		// Without acks a message counts as delivered once written.
+		if err := http.NewResponseController(w).Flush(); err == nil {
+			q.s.Delivered(batch.Messages[len(batch.Messages)-1].Seq)
+		}
+	}
+}
+
+func (r *Relay) getBuf() *[]byte {
+	if bp, ok := r.pool.Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, 0, 4096)
+	return &b
+}
+
+func (r *Relay) putBuf(bp *[]byte) {
+	if cap(*bp) > 1<<20 {
+		return // do not keep rare giant buffers
+	}
+	r.pool.Put(bp)
+}
+
+// appendBatch encodes a poll answer: {"ok":true,"messages":[…]}.
+func appendBatch(b []byte, batch session.Batch) []byte {
+	b = append(b, `{"ok":true,"messages":[`...)
+	if batch.Heartbeat {
+		b = append(b, `{"type":"heartbeat"}`...)
+	}
+	for i, m := range batch.Messages {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		switch m.Kind {
+		case session.Text:
+			b = append(b, `{"type":"text","data":`...)
+			b = jsonp.AppendString(b, m.Data)
+		case session.Binary:
+			b = append(b, `{"type":"binary","data":"`...)
+			b = base64.StdEncoding.AppendEncode(b, m.Data)
+			b = append(b, '"')
+		case session.Close:
+			b = append(b, `{"type":"close","code":`...)
+			b = strconv.AppendInt(b, int64(m.Code), 10)
+			b = append(b, `,"reason":`...)
+			b = jsonp.AppendString(b, []byte(m.Reason))
+		}
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendInt(b, m.Seq, 10)
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}

@@ -1,0 +1,233 @@
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/polysocket/polysocket/control"
+	"github.com/polysocket/polysocket/session"
+	"go.uber.org/zap"
+)
+
+// Config configures a Relay. A zero field takes the default beside it.
+type Config struct {
+	// ID names the relay on the bus. Default: random.
+	ID string
+	// FQDN is the relay's public host, with the port when not 80/443,
+	// e.g. "relay1.example.com" or "localhost:8080". Required.
+	FQDN string
+	// Capacity is the most live sessions. Default 10,000.
+	Capacity int
+	// DefaultTTL and MaxTTL bound how long a poll is held. Defaults 25s
+	// and 60s.
+	DefaultTTL, MaxTTL time.Duration
+	// MaxPollBytes caps one poll response's messages. Default 256 KiB.
+	MaxPollBytes int64
+	// MaxBody caps a POST body. Default 3×MaxMessage + 64 KiB (enough
+	// for a maximal text message percent-encoded).
+	MaxBody int64
+	// RegisterInterval is how often the relay refreshes its registration.
+	// Default 1s.
+	RegisterInterval time.Duration
+	// Session configures the sessions. Its OnEnd is the relay's own.
+	Session session.Config
+}
+
+func (c Config) withDefaults() Config {
+	if c.ID == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		c.ID = "relay-" + hex.EncodeToString(b[:])
+	}
+	if c.Capacity == 0 {
+		c.Capacity = 10000
+	}
+	if c.DefaultTTL == 0 {
+		c.DefaultTTL = 25 * time.Second
+	}
+	if c.MaxTTL == 0 {
+		c.MaxTTL = 60 * time.Second
+	}
+	if c.MaxPollBytes == 0 {
+		c.MaxPollBytes = 256 << 10
+	}
+	if c.RegisterInterval == 0 {
+		c.RegisterInterval = time.Second
+	}
+	return c
+}
+
+// Relay holds sessions and serves their endpoints. Create it with New,
+// serve Handler, run Run until shutdown.
+type Relay struct {
+	cfg  Config
+	bus  Bus
+	log  *zap.Logger
+	reg  *session.Registry
+	mux  *http.ServeMux
+	pool sync.Pool // *[]byte response buffers
+
+	draining atomic.Bool
+
+	// orphans are sessions made for a router that stopped waiting; the
+	// router released their count itself.
+	orphans sync.Map
+	// unreleased are token counts whose release failed (bus down); the
+	// register loop retries them.
+	unreleasedMu sync.Mutex
+	unreleased   []string
+}
+
+// New checks cfg and returns a relay. It starts nothing.
+func New(cfg Config, bus Bus, log *zap.Logger) (*Relay, error) {
+	cfg = cfg.withDefaults()
+	if cfg.FQDN == "" {
+		return nil, errors.New("relay: FQDN is required")
+	}
+	if strings.Contains(cfg.FQDN, "/") || strings.HasPrefix(cfg.FQDN, ".") {
+		return nil, fmt.Errorf("relay: FQDN %q must be a host[:port] without scheme", cfg.FQDN)
+	}
+	if cfg.MaxTTL < cfg.DefaultTTL {
+		return nil, errors.New("relay: MaxTTL is below DefaultTTL")
+	}
+	r := &Relay{cfg: cfg, bus: bus, log: log.With(zap.String("relay", cfg.ID))}
+	scfg := cfg.Session
+	scfg.OnEnd = r.onSessionEnd
+	reg, err := session.New(scfg, r.log)
+	if err != nil {
+		return nil, err
+	}
+	r.reg = reg
+	if r.cfg.MaxBody == 0 {
+		r.cfg.MaxBody = 3*reg.Config().MaxMessage + 64<<10
+	}
+	r.mux = http.NewServeMux()
+	r.mux.HandleFunc("/s/", r.handleSend)
+	r.mux.HandleFunc("/c/", r.handleClose)
+	r.mux.HandleFunc("/j/", r.handlePoll)
+	return r, nil
+}
+
+// ID is the relay's bus name.
+func (r *Relay) ID() string { return r.cfg.ID }
+
+// Registry exposes the relay's sessions (for metrics and tests).
+func (r *Relay) Registry() *session.Registry { return r.reg }
+
+// Handler serves /s/, /c/ and /j/.
+func (r *Relay) Handler() http.Handler { return r.mux }
+
+// Info is what the relay publishes about itself.
+func (r *Relay) Info() control.RelayInfo {
+	return control.RelayInfo{
+		ID:       r.cfg.ID,
+		FQDN:     r.cfg.FQDN,
+		Sessions: r.reg.Len(),
+		Capacity: r.cfg.Capacity,
+		Draining: r.draining.Load(),
+	}
+}
+
+// Drain stops the relay taking new sessions and says so on the bus at
+// once; live sessions go on.
+func (r *Relay) Drain(ctx context.Context) {
+	r.draining.Store(true)
+	if err := r.bus.Register(ctx, r.Info()); err != nil {
+		r.log.Warn("publishing draining state", zap.Error(err))
+	}
+}
+
+// Run registers the relay and serves establish requests until ctx is
+// done, then unregisters. It does not end sessions: call Shutdown.
+func (r *Relay) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.registerLoop(ctx)
+	}()
+	err := r.bus.Serve(ctx, r.cfg.ID, r.Establish)
+	wg.Wait()
+	uctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if uerr := r.bus.Unregister(uctx, r.cfg.ID); uerr != nil {
+		r.log.Warn("unregistering", zap.Error(uerr))
+	}
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func (r *Relay) registerLoop(ctx context.Context) {
+	t := time.NewTicker(r.cfg.RegisterInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		rctx, cancel := context.WithTimeout(ctx, r.cfg.RegisterInterval)
+		err := r.bus.Register(rctx, r.Info())
+		if err == nil {
+			r.retryReleases(rctx)
+		}
+		cancel()
+		switch {
+		case err != nil && !failing && ctx.Err() == nil:
+			r.log.Warn("registering on the bus failed; retrying", zap.Error(err))
+			failing = true
+		case err == nil && failing:
+			r.log.Info("registered on the bus again")
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Shutdown ends every session with 1001 and waits for them, bounded by
+// ctx.
+func (r *Relay) Shutdown(ctx context.Context) error {
+	r.draining.Store(true)
+	err := r.reg.Close(ctx, 1001, "relay shutting down")
+	r.reg.Stop()
+	return err
+}
+
+func (r *Relay) onSessionEnd(s *session.Session, code int) {
+	if _, orphan := r.orphans.LoadAndDelete(s.ID); orphan {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := r.bus.Release(ctx, s.Token, r.cfg.ID); err != nil {
+		r.log.Warn("releasing a token count failed; will retry", zap.String("token", s.Token), zap.Error(err))
+		r.unreleasedMu.Lock()
+		r.unreleased = append(r.unreleased, s.Token)
+		r.unreleasedMu.Unlock()
+	}
+}
+
+func (r *Relay) retryReleases(ctx context.Context) {
+	r.unreleasedMu.Lock()
+	todo := r.unreleased
+	r.unreleased = nil
+	r.unreleasedMu.Unlock()
+	for i, tok := range todo {
+		if err := r.bus.Release(ctx, tok, r.cfg.ID); err != nil {
+			r.unreleasedMu.Lock()
+			r.unreleased = append(r.unreleased, todo[i:]...)
+			r.unreleasedMu.Unlock()
+			return
+		}
+	}
+}

@@ -1,0 +1,159 @@
+package session
+
+import (
+	"context"
+	"time"
+)
+
+// PollRequest is one long-poll of the client.
+type PollRequest struct {
+	// Ack is the highest seq the client has processed; HasAck says the
+	// client sent one. With an ack, messages stay queued until acked and
+	// a poll re-delivers everything after Ack.
+	Ack    int64
+	HasAck bool
+	// TTL is how long the poll may wait when nothing is queued; 0
+	// answers at once.
+	TTL time.Duration
+	// MaxBytes caps the batch (wire size of the data); a message bigger
+	// than the cap comes alone.
+	MaxBytes int64
+}
+
+// Batch is a poll's answer.
+type Batch struct {
+	// Messages are the messages to send, oldest first. They must not be
+	// changed.
+	Messages []*Message
+	// Heartbeat is true when the TTL ran out with nothing to send.
+	Heartbeat bool
+}
+
+// Poll waits for messages for the client. It answers at once when some
+// are queued, with a heartbeat when the TTL runs out, and with an empty
+// batch when a newer poll takes over. It returns ErrAck for an ack beyond
+// the last message, ErrUnknown for a session whose close was acked or
+// whose grace is over, and ctx.Err() when the client went away.
+//
+// Without an ack the caller must call Delivered with the last seq it
+// wrote, once the answer is written.
+func (s *Session) Poll(ctx context.Context, req PollRequest) (Batch, error) {
+	s.beginRequest()
+	defer s.endRequest()
+
+	s.mu.Lock()
+	if s.removed {
+		s.mu.Unlock()
+		return Batch{}, ErrUnknown
+	}
+	if req.HasAck {
+		if req.Ack >= s.nextSeq {
+			s.mu.Unlock()
+			return Batch{}, ErrAck
+		}
+		s.ackLocked(req.Ack)
+		if s.ending && req.Ack >= s.closeSeq {
+			s.mu.Unlock()
+			s.removeNow()
+			return Batch{}, ErrUnknown
+		}
+	}
+	if s.poll != nil {
+		close(s.poll) // one poll at a time: the older one answers now
+	}
+	mine := make(chan struct{})
+	s.poll = mine
+	defer func() {
+		s.mu.Lock()
+		if s.poll == mine {
+			s.poll = nil
+		}
+		s.mu.Unlock()
+	}()
+
+	var timer *time.Timer
+	for {
+		if s.removed {
+			s.mu.Unlock()
+			return Batch{}, ErrUnknown
+		}
+		if len(s.queue) > 0 {
+			b := s.batchLocked(req.MaxBytes)
+			s.mu.Unlock()
+			if timer != nil {
+				timer.Stop()
+			}
+			return b, nil
+		}
+		if req.TTL <= 0 {
+			s.mu.Unlock()
+			return Batch{Heartbeat: true}, nil
+		}
+		if timer == nil {
+			timer = time.NewTimer(req.TTL)
+			defer timer.Stop()
+		}
+		ch := s.waitChLocked()
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-mine:
+			return Batch{Messages: []*Message{}}, nil
+		case <-timer.C:
+			return Batch{Heartbeat: true}, nil
+		case <-ctx.Done():
+			return Batch{}, ctx.Err()
+		}
+		s.mu.Lock()
+	}
+}
+
+// batchLocked takes queued messages up to maxBytes (at least one).
+func (s *Session) batchLocked(maxBytes int64) Batch {
+	var size int64
+	n := 0
+	for _, m := range s.queue {
+		w := m.wireSize()
+		if n > 0 && size+w > maxBytes {
+			break
+		}
+		size += w
+		n++
+	}
+	msgs := make([]*Message, n)
+	copy(msgs, s.queue[:n])
+	return Batch{Messages: msgs}
+}
+
+// Delivered drops the messages up to seq, written to a client that does
+// not ack.
+func (s *Session) Delivered(seq int64) {
+	s.mu.Lock()
+	s.ackLocked(seq)
+	closed := s.ending && seq >= s.closeSeq
+	s.mu.Unlock()
+	if closed {
+		// The close message reached a client that does not ack: the
+		// session is done at once.
+		s.removeNow()
+	}
+}
+
+// ackLocked drops the queued messages up to seq and wakes the read loop
+// if that freed buffer space.
+func (s *Session) ackLocked(seq int64) {
+	i := 0
+	for i < len(s.queue) && s.queue[i].Seq <= seq {
+		s.queued -= int64(len(s.queue[i].Data))
+		s.queue[i] = nil
+		i++
+	}
+	if i == 0 {
+		return
+	}
+	s.queue = s.queue[i:]
+	if len(s.queue) == 0 {
+		s.queue = nil // let the old backing array go
+	}
+	s.notifyLocked()
+}

@@ -1,0 +1,256 @@
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/zap"
+)
+
+// Registry holds the live sessions of a relay. Its methods may be called
+// concurrently. Close ends every session and waits for their goroutines.
+type Registry struct {
+	cfg    Config
+	log    *zap.Logger
+	client *http.Client
+
+	sessions sync.Map // socket id → *Session
+	uniqs    sync.Map // subdomain label → struct{}
+	live     atomic.Int64
+
+	mu     sync.Mutex // guards closed and wg.Add against Close's wg.Wait
+	closed bool
+	wg     sync.WaitGroup // every goroutine of every session
+}
+
+// OpenRequest describes the session to open.
+type OpenRequest struct {
+	// Target is the ws:// or wss:// URL to dial, already validated.
+	Target string
+	// Protocols are the subprotocols to request.
+	Protocols []string
+	// Origin and ClientAddr are the client's, passed on as configured.
+	Origin, ClientAddr string
+	// Token is the token the session counts against; kept for OnEnd.
+	Token string
+	// Tag is opaque to the registry; the relay keeps its bookkeeping here.
+	Tag string
+}
+
+// New returns an empty registry.
+func New(cfg Config, log *zap.Logger) (*Registry, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	dial := cfg.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{KeepAlive: 15 * time.Second}).DialContext
+	}
+	transport := &http.Transport{
+		DialContext:     dial,
+		TLSClientConfig: cfg.TLSClientConfig,
+		// Each connection is hijacked for a WebSocket: nothing to pool.
+		DisableKeepAlives:   true,
+		TLSHandshakeTimeout: cfg.DialTimeout,
+		Proxy:               nil,
+	}
+	return &Registry{
+		cfg: cfg,
+		log: log,
+		client: &http.Client{
+			Transport: transport,
+			// A target that redirects is refused, never followed: the
+			// redirect could point anywhere.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}, nil
+}
+
+// Config returns the registry's configuration with defaults filled in.
+func (r *Registry) Config() Config { return r.cfg }
+
+// Len is the number of live (not yet ended) sessions.
+func (r *Registry) Len() int { return int(r.live.Load()) }
+
+// Get returns the session with socket id, or ErrUnknown.
+func (r *Registry) Get(id string) (*Session, error) {
+	v, ok := r.sessions.Load(id)
+	if !ok {
+		return nil, ErrUnknown
+	}
+	return v.(*Session), nil
+}
+
+// Range calls f for each session until f returns false.
+func (r *Registry) Range(f func(*Session) bool) {
+	r.sessions.Range(func(_, v any) bool { return f(v.(*Session)) })
+}
+
+// Open dials the target and, when the handshake succeeds, registers a new
+// session. ctx bounds the dial (as does Config.DialTimeout). A failure to
+// reach the target is a *DialError.
+func (r *Registry) Open(ctx context.Context, req OpenRequest) (*Session, error) {
+	if r.isClosed() {
+		return nil, ErrCapacity
+	}
+	conn, err := r.dial(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	s := newSession(r, conn, req)
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		conn.Close(websocket.StatusGoingAway, "relay shutting down")
+		return nil, ErrCapacity
+	}
+	for {
+		s.Uniq = randomLabel()
+		if _, taken := r.uniqs.LoadOrStore(s.Uniq, struct{}{}); !taken {
+			break
+		}
+	}
+	r.sessions.Store(s.ID, s)
+	r.live.Add(1)
+	r.wg.Add(1)
+	r.mu.Unlock()
+	s.start()
+	return s, nil
+}
+
+func (r *Registry) dial(ctx context.Context, req OpenRequest) (*websocket.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
+	defer cancel()
+	h := http.Header{}
+	if r.cfg.ForwardOrigin && req.Origin != "" {
+		h.Set("Origin", req.Origin)
+	}
+	if r.cfg.ForwardFor && req.ClientAddr != "" {
+		h.Set("X-Forwarded-For", req.ClientAddr)
+	}
+	conn, resp, err := websocket.Dial(ctx, req.Target, &websocket.DialOptions{
+		HTTPClient:      r.client,
+		HTTPHeader:      h,
+		Subprotocols:    req.Protocols,
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		if resp != nil && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+			err = errors.New("target answered with a redirect (" + resp.Status + "), which is not followed")
+		}
+		var ue *url.Error
+		timeout := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ue) && ue.Timeout())
+		return nil, &DialError{Err: err, Timeout: timeout}
+	}
+	conn.SetReadLimit(r.cfg.MaxMessage)
+	return conn, nil
+}
+
+// remove forgets an ended session: its id and subdomain become unknown.
+func (r *Registry) remove(s *Session) {
+	r.sessions.Delete(s.ID)
+	r.uniqs.Delete(s.Uniq)
+}
+
+// goLocked runs f in a goroutine the registry waits for on Close. It
+// reports false, without running f, once Close has begun.
+func (r *Registry) goTracked(f func()) bool {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return false
+	}
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go func() {
+		defer r.wg.Done()
+		f()
+	}()
+	return true
+}
+
+func (r *Registry) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
+// Close ends every session with code (the target gets it, and so does the
+// client's next poll), refuses new ones, and waits until every session
+// goroutine has exited or ctx is done.
+func (r *Registry) Close(ctx context.Context, code int, reason string) error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.Range(func(s *Session) bool {
+		s.end(code, reason, websocket.StatusCode(code), reason, true)
+		return true
+	})
+	done := make(chan struct{})
+	go func() {
+		r.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// Force the stragglers; their goroutines end once their
+		// connections are gone.
+		r.Range(func(s *Session) bool {
+			s.conn.CloseNow()
+			return true
+		})
+		<-done
+		return ctx.Err()
+	}
+	return nil
+}
+
+// EndAll ends every live session like Close but keeps the registry open.
+func (r *Registry) EndAll(code int, reason string) {
+	r.Range(func(s *Session) bool {
+		s.end(code, reason, websocket.StatusCode(code), reason, true)
+		return true
+	})
+}
+
+// Stop removes every session, ended or not, and stops its timers; used
+// after Close so nothing outlives the registry.
+func (r *Registry) Stop() {
+	r.Range(func(s *Session) bool {
+		s.stopTimers()
+		r.remove(s)
+		return true
+	})
+}
+
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+const labelAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+// randomLabel is a 12-character DNS label; 36^12 makes collisions among
+// live sessions rare, and Open retries the rare one.
+func randomLabel() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		// 252 = 7*36: a tiny modulo bias is harmless for a label that is
+		// not a credential.
+		b[i] = labelAlphabet[int(b[i])%len(labelAlphabet)]
+	}
+	return string(b[:])
+}

@@ -1,0 +1,377 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/zap"
+)
+
+// Session is one client's connection to its target. Its methods may be
+// called concurrently; the relay calls Poll, Send and CloseByClient.
+type Session struct {
+	// ID is the socket id: unguessable, the client's credential.
+	ID string
+	// Uniq is the session's subdomain label, unique among live sessions.
+	Uniq string
+	// Protocol is the subprotocol the target picked.
+	Protocol string
+	// Token and Tag are OpenRequest's.
+	Token, Tag string
+
+	reg    *Registry
+	cfg    *Config
+	log    *zap.Logger
+	conn   *websocket.Conn
+	ctx    context.Context // cancelled once the target connection is closed
+	cancel context.CancelFunc
+
+	// sendMu serializes applying client sends, in n order; it is held
+	// while a message is written to the target. Taken before mu.
+	sendMu  sync.Mutex
+	applied int64              // highest n applied
+	held    map[int64]heldSend // early sends waiting for their turn
+	heldLen int64
+	frag    []byte // the message being assembled from fragments
+	fragOn  bool
+	fragBin bool
+
+	mu       sync.Mutex
+	queue    []*Message // messages for the client, oldest first, unacked
+	queued   int64      // bytes of Data in queue
+	nextSeq  int64
+	changed  chan struct{} // closed on any change; nil when nobody waits
+	poll     chan struct{} // closed to end the poll being held
+	paused   bool          // the read loop waits for buffer space
+	pausedAt int64         // count of pauses, to tell a ping that one happened
+	ending   bool          // the close message is queued
+	closeSeq int64
+	endCode  int
+	removed  bool
+	active   int       // requests in progress
+	lastEnd  time.Time // when the last request ended
+	idle     *time.Timer
+	ping     *time.Timer
+}
+
+type heldSend struct {
+	more   bool
+	binary bool
+	data   []byte
+}
+
+func newSession(r *Registry, conn *websocket.Conn, req OpenRequest) *Session {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Session{
+		ID:       randomID(),
+		Protocol: conn.Subprotocol(),
+		Token:    req.Token,
+		Tag:      req.Tag,
+		reg:      r,
+		cfg:      &r.cfg,
+		conn:     conn,
+		ctx:      ctx,
+		cancel:   cancel,
+		nextSeq:  1,
+		lastEnd:  time.Now(),
+	}
+	s.log = r.log.With(zap.String("socket", s.ID[:8]))
+	return s
+}
+
+// start runs the read loop (counted in reg.wg by Open) and the timers.
+func (s *Session) start() {
+	s.mu.Lock()
+	s.idle = time.AfterFunc(s.cfg.IdleTimeout, s.onIdleTimer)
+	if s.cfg.PingInterval > 0 {
+		s.ping = time.AfterFunc(s.cfg.PingInterval, s.onPingTimer)
+	}
+	s.mu.Unlock()
+	go func() {
+		defer s.reg.wg.Done()
+		s.readLoop()
+	}()
+}
+
+// readLoop moves target messages into the queue. When the queue holds
+// MaxBuffered bytes it stops reading, so the target meets TCP
+// backpressure instead of the relay dropping or hoarding messages.
+func (s *Session) readLoop() {
+	for {
+		s.mu.Lock()
+		for s.queued >= s.cfg.MaxBuffered && !s.ending {
+			if !s.paused {
+				s.paused = true
+				s.pausedAt++
+			}
+			ch := s.waitChLocked()
+			s.mu.Unlock()
+			select {
+			case <-ch:
+			case <-s.ctx.Done():
+			}
+			s.mu.Lock()
+		}
+		s.paused = false
+		ending := s.ending
+		s.mu.Unlock()
+		if ending {
+			return
+		}
+		typ, data, err := s.conn.Read(s.ctx)
+		if err != nil {
+			code, reason := readErrorCode(err)
+			s.end(code, reason, 0, "", false)
+			return
+		}
+		kind := Text
+		if typ == websocket.MessageBinary {
+			kind = Binary
+		}
+		s.mu.Lock()
+		if !s.ending {
+			s.queue = append(s.queue, &Message{Seq: s.nextSeq, Kind: kind, Data: data})
+			s.nextSeq++
+			s.queued += int64(len(data))
+			s.notifyLocked()
+		}
+		s.mu.Unlock()
+	}
+}
+
+// readErrorCode is the close code the client sees for a read error.
+func readErrorCode(err error) (int, string) {
+	var ce websocket.CloseError
+	switch {
+	case errors.As(err, &ce):
+		return int(ce.Code), ce.Reason
+	case strings.Contains(err.Error(), "read limited at"):
+		return int(websocket.StatusMessageTooBig), "message from target over the size limit"
+	}
+	return int(websocket.StatusAbnormalClosure), ""
+}
+
+// end ends the session once: it queues the close message (code, reason)
+// for the client and closes the target connection: with a close frame
+// (targetCode, targetReason) when graceful, at once otherwise. It reports
+// whether this call ended the session.
+func (s *Session) end(code int, reason string, targetCode websocket.StatusCode, targetReason string, graceful bool) bool {
+	s.mu.Lock()
+	if s.ending {
+		s.mu.Unlock()
+		return false
+	}
+	s.ending = true
+	s.endCode = code
+	s.closeSeq = s.nextSeq
+	s.nextSeq++
+	s.queue = append(s.queue, &Message{Seq: s.closeSeq, Kind: Close, Code: code, Reason: reason})
+	s.notifyLocked()
+	if s.active == 0 {
+		s.lastEnd = time.Now()
+		s.idle.Reset(s.cfg.CloseGrace)
+	}
+	if s.ping != nil {
+		s.ping.Stop()
+	}
+	// The read loop is still counted in wg here (it exits only after
+	// seeing ending), so this Add cannot race a Wait that reached zero.
+	s.reg.wg.Add(1)
+	s.mu.Unlock()
+	s.reg.live.Add(-1)
+	go func() {
+		defer s.reg.wg.Done()
+		if graceful {
+			// Close waits for the target's answer, bounded by the
+			// library's own 5 s handshake timeouts.
+			_ = s.conn.Close(targetCode, targetReason)
+		} else {
+			_ = s.conn.CloseNow()
+		}
+		s.cancel()
+		s.log.Debug("session ended", zap.Int("code", code))
+		if s.cfg.OnEnd != nil {
+			s.cfg.OnEnd(s, code)
+		}
+	}()
+	return true
+}
+
+// Ended reports whether the session has ended (its close message is
+// queued).
+func (s *Session) Ended() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ending
+}
+
+// Done is closed once the target connection is closed.
+func (s *Session) Done() <-chan struct{} { return s.ctx.Done() }
+
+// CloseByClient ends the session at the client's request: the target gets
+// code and reason, and so does the client's poll. It returns ErrClosed if
+// the session had already ended.
+func (s *Session) CloseByClient(code int, reason string) error {
+	s.beginRequest()
+	defer s.endRequest()
+	if !s.end(code, reason, websocket.StatusCode(code), reason, true) {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Shutdown ends the session with code for both sides.
+func (s *Session) Shutdown(code int, reason string) {
+	s.end(code, reason, websocket.StatusCode(code), reason, true)
+}
+
+// beginRequest and endRequest bracket every client request, so the idle
+// timeout counts from the end of the last one.
+func (s *Session) beginRequest() {
+	s.mu.Lock()
+	s.active++
+	s.mu.Unlock()
+}
+
+func (s *Session) endRequest() {
+	s.mu.Lock()
+	s.active--
+	if s.active == 0 && !s.removed {
+		s.lastEnd = time.Now()
+		s.idle.Reset(s.timeoutLocked())
+	}
+	s.mu.Unlock()
+}
+
+// timeoutLocked is how long the session may go without requests: the
+// idle timeout while live, the close grace once ended.
+func (s *Session) timeoutLocked() time.Duration {
+	if s.ending {
+		return s.cfg.CloseGrace
+	}
+	return s.cfg.IdleTimeout
+}
+
+func (s *Session) onIdleTimer() {
+	s.mu.Lock()
+	if s.active > 0 || s.removed {
+		s.mu.Unlock()
+		return
+	}
+	if wait := s.timeoutLocked() - time.Since(s.lastEnd); wait > 0 {
+		s.idle.Reset(wait)
+		s.mu.Unlock()
+		return
+	}
+	ending := s.ending
+	s.mu.Unlock()
+	if !ending {
+		s.end(int(websocket.StatusGoingAway), "idle timeout", websocket.StatusGoingAway, "client idle", true)
+		return
+	}
+	s.removeNow()
+}
+
+// removeNow forgets the session: later requests get ErrUnknown.
+func (s *Session) removeNow() {
+	s.mu.Lock()
+	if s.removed {
+		s.mu.Unlock()
+		return
+	}
+	s.removed = true
+	s.queue = nil
+	s.queued = 0
+	s.notifyLocked()
+	s.mu.Unlock()
+	s.stopTimers()
+	s.reg.remove(s)
+}
+
+func (s *Session) stopTimers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.idle.Stop()
+	if s.ping != nil {
+		s.ping.Stop()
+	}
+}
+
+func (s *Session) onPingTimer() {
+	s.mu.Lock()
+	if s.ending {
+		s.mu.Unlock()
+		return
+	}
+	pauses := s.pausedAt
+	paused := s.paused
+	s.reg.wg.Add(1) // the read loop still counts: see end
+	s.mu.Unlock()
+	defer s.reg.wg.Done()
+	if !paused {
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.PingTimeout)
+		err := s.conn.Ping(ctx)
+		cancel()
+		s.mu.Lock()
+		// A pong cannot be read while the read loop is paused by
+		// backpressure; such a miss does not count against the target.
+		missed := err != nil && s.pausedAt == pauses && !s.paused
+		s.mu.Unlock()
+		if missed && s.ctx.Err() == nil {
+			s.log.Debug("target missed a pong", zap.Error(err))
+			s.end(int(websocket.StatusAbnormalClosure), "target did not answer a ping", 0, "", false)
+			return
+		}
+	}
+	s.mu.Lock()
+	if !s.ending {
+		s.ping.Reset(s.cfg.PingInterval)
+	}
+	s.mu.Unlock()
+}
+
+// waitChLocked returns a channel closed at the next change.
+func (s *Session) waitChLocked() chan struct{} {
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed
+}
+
+// notifyLocked wakes everyone waiting for a change.
+func (s *Session) notifyLocked() {
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
+}
+
+// Buffered is the number of bytes of target messages queued for the
+// client (acked ones excluded).
+func (s *Session) Buffered() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queued
+}
+
+// Paused reports whether the session has stopped reading its target
+// because its buffer is full.
+func (s *Session) Paused() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.paused
+}
+
+// Polling reports whether a poll is being held.
+func (s *Session) Polling() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.poll != nil
+}
+
+// Config is the session's configuration.
+func (s *Session) Config() Config { return *s.cfg }

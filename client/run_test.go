@@ -1,0 +1,112 @@
+package client
+
+import (
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/dop251/goja"
+)
+
+// newVM loads polysocket.js into a fresh goja runtime whose global object
+// doubles as a minimal `window`: no document, no WebSocket, and a
+// setTimeout that queues callbacks for runTimers.
+func newVM(t *testing.T) (*goja.Runtime, func()) {
+	t.Helper()
+	vm := goja.New()
+	var timers []goja.Callable
+	vm.Set("window", vm.GlobalObject())
+	vm.Set("setTimeout", func(fn goja.Callable, _ int) int {
+		timers = append(timers, fn)
+		return len(timers)
+	})
+	vm.Set("clearTimeout", func(int) {})
+	run := func() {
+		for i := 0; i < 100 && len(timers) > 0; i++ {
+			fn := timers[0]
+			timers = timers[1:]
+			if _, err := fn(goja.Undefined()); err != nil {
+				t.Fatalf("timer: %v", err)
+			}
+		}
+	}
+	return vm, run
+}
+
+func globals(t *testing.T, vm *goja.Runtime) []string {
+	t.Helper()
+	v, err := vm.RunString(`Object.getOwnPropertyNames(this).join(',')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := strings.Split(v.String(), ",")
+	sort.Strings(names)
+	return names
+}
+
+func TestOnlyGlobalIsPolySocket(t *testing.T) {
+	vm, _ := newVM(t)
+	before := map[string]bool{}
+	for _, g := range globals(t, vm) {
+		before[g] = true
+	}
+	if _, err := vm.RunScript("polysocket.js", string(Source())); err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	var added []string
+	for _, g := range globals(t, vm) {
+		if !before[g] {
+			added = append(added, g)
+		}
+	}
+	if strings.Join(added, ",") != "PolySocket" {
+		t.Errorf("new globals %v, want only PolySocket", added)
+	}
+}
+
+// eval loads the library and evaluates js, which must yield a string.
+func eval(t *testing.T, js string) string {
+	t.Helper()
+	vm, run := newVM(t)
+	if _, err := vm.RunScript("polysocket.js", string(Source())); err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	vm.Set("runTimers", run)
+	v, err := vm.RunString(js)
+	if err != nil {
+		t.Fatalf("%s: %v", js, err)
+	}
+	return v.String()
+}
+
+func TestAPI(t *testing.T) {
+	tests := []struct{ name, js, want string }{
+		{"constants", `[PolySocket.CONNECTING, PolySocket.OPEN, PolySocket.CLOSING, PolySocket.CLOSED,
+			PolySocket.prototype.OPEN].join()`, "0,1,2,3,1"},
+		{"bad url", `try { new PolySocket('http://x/'); 'no' } catch (e) { e.name }`, "SyntaxError"},
+		{"bad protocol", `try { new PolySocket('ws://x/', ['a b']); 'no' } catch (e) { e.name }`, "SyntaxError"},
+		{"dup protocol", `try { new PolySocket('ws://x/', ['a', 'a']); 'no' } catch (e) { e.name }`, "SyntaxError"},
+		{"bad close code", `try { PolySocket.prototype.close.call({readyState: 1}, 1001); 'no' } catch (e) { e.name }`, "InvalidAccessError"},
+		{"long reason", `try { PolySocket.prototype.close.call({readyState: 1}, 1000, new Array(63).join('\u00e9')); 'no' } catch (e) { e.name }`, "SyntaxError"},
+		{"reason 123 bytes", `PolySocket.prototype.close.call({readyState: 3}, 4999, new Array(124).join('a')); 'ok'`, "ok"},
+		{"send while connecting", `var s = new PolySocket('ws://x/', [], {router: 'http://r'});
+			try { s.send('x'); 'no' } catch (e) { e.name }`, "InvalidStateError"},
+		// No document here: the relay cannot start, so the socket ends
+		// asynchronously with error then close 1006, never open.
+		{"no transport", `var s = new PolySocket('ws://x/', 'p', {router: 'http://r'}), log = [];
+			s.onopen = function () { log.push('open'); };
+			s.addEventListener('error', function (e) { log.push(e.type + ':' + (e.target === s)); });
+			var h = function () { log.push('removed'); };
+			s.addEventListener('close', h); s.removeEventListener('close', h);
+			s.onclose = function (e) { log.push(e.type + ':' + e.code + ':' + e.wasClean + ':' + s.readyState); };
+			log.push(s.readyState + ':' + s.transport + ':' + s.binaryType + ':' + s.bufferedAmount);
+			runTimers(); log.join(' ')`, "0:relay:arraybuffer:0 error:true close:1006:false:3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := eval(t, tt.js); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ package testenv
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -178,6 +179,9 @@ type Stack struct {
 // StackOptions configure a Stack. Zero values take the product defaults,
 // except that loopback targets are allowed.
 type StackOptions struct {
+	// Mount, if set, adds handlers to the stack's mux (e.g. the client
+	// library and the demo) before it starts.
+	Mount   func(mux *http.ServeMux)
 	Relay   relay.Config
 	Router  router.Config
 	Tokens  []token.Token // default: token.Dev()
@@ -201,7 +205,14 @@ func NewStack(t testing.TB, opts StackOptions) *Stack {
 	srv := httptest.NewUnstartedServer(mux)
 	srv.Config.ReadHeaderTimeout = 10 * time.Second
 	rcfg := opts.Relay
-	rcfg.FQDN = srv.Listener.Addr().String()
+	if rcfg.FQDN == "" {
+		rcfg.FQDN = srv.Listener.Addr().String()
+	} else {
+		// "{port}" stands for the server's port, e.g. "localhost:{port}"
+		// for browsers, which resolve *.localhost to loopback.
+		_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+		rcfg.FQDN = strings.ReplaceAll(rcfg.FQDN, "{port}", port)
+	}
 	rcfg.Session = opts.Session
 	rl, err := relay.New(rcfg, bus, log)
 	if err != nil {
@@ -212,6 +223,9 @@ func NewStack(t testing.TB, opts StackOptions) *Stack {
 		t.Fatal(err)
 	}
 	mux.Handle("/create", rt)
+	if opts.Mount != nil {
+		opts.Mount(mux)
+	}
 	mux.Handle("/", rl.Handler())
 	srv.Start()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/polysocket/polysocket/client"
+	"github.com/polysocket/polysocket/demo"
+	"github.com/polysocket/polysocket/membus"
+	"github.com/polysocket/polysocket/redisbus"
+	"github.com/polysocket/polysocket/relay"
+	"github.com/polysocket/polysocket/router"
+	"github.com/polysocket/polysocket/token"
+	"github.com/urfave/cli/v2"
+	"go.uber.org/zap"
+)
+
+func redisFlag(required bool) cli.Flag {
+	return &cli.StringFlag{Name: "redis", Required: required, Usage: "Redis URL for the control plane: redis://[user:password@]host:port[/db], rediss:// for TLS, several host:port for a Cluster (see docs/DEPLOY.md)", EnvVars: env("REDIS")}
+}
+
+func tokenFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "tokens", Usage: "JSON file of tokens (see docs/TOKENS.md); turns the development token off", EnvVars: env("TOKENS")},
+		&cli.StringFlag{Name: "token", Usage: "define one token by flags: its name (with --token-target, --token-origin, --token-limit); turns the development token off", EnvVars: env("TOKEN")},
+		&cli.StringSliceFlag{Name: "token-target", Usage: "target pattern of --token (repeatable)", EnvVars: env("TOKEN_TARGET")},
+		&cli.StringSliceFlag{Name: "token-origin", Usage: "origin pattern of --token (repeatable; default *)", EnvVars: env("TOKEN_ORIGIN")},
+		&cli.IntFlag{Name: "token-limit", Usage: "connection limit of --token (0: none)", EnvVars: env("TOKEN_LIMIT")},
+	}
+}
+
+func concat(groups ...[]cli.Flag) []cli.Flag {
+	var out []cli.Flag
+	for _, g := range groups {
+		out = append(out, g...)
+	}
+	return out
+}
+
+func bothCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "both",
+		Usage: "run a router and a relay in one process (no Redis needed; the default for development)",
+		Flags: concat([]cli.Flag{
+			listenFlag("127.0.0.1:8080"),
+			redisFlag(false),
+			&cli.BoolFlag{Name: "echo", Value: true, Usage: "serve the demo page at / and an echo WebSocket at /echo", EnvVars: env("ECHO")},
+		}, tokenFlags(), relayFlags(), routerFlags(), serverFlags()),
+		Action: runBoth,
+	}
+}
+
+func routerCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "router",
+		Usage:  "run a router: /create and /polysocket.js, relays found through Redis",
+		Flags:  concat([]cli.Flag{listenFlag("127.0.0.1:8081"), redisFlag(true)}, routerFlags(), serverFlags()),
+		Action: runRouter,
+	}
+}
+
+func relayCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "relay",
+		Usage:  "run a relay: sessions at {uniq}.{fqdn}, registered in Redis",
+		Flags:  concat([]cli.Flag{listenFlag("127.0.0.1:8082"), redisFlag(true)}, relayFlags(), serverFlags()),
+		Action: runRelay,
+	}
+}
+
+// staticTokens builds the embedded-mode token store from --tokens or
+// --token; with neither, the development token.
+func staticTokens(c *cli.Context, log *zap.Logger) (*token.Static, error) {
+	var toks []token.Token
+	if path := c.String("tokens"); path != "" {
+		t, err := token.LoadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		toks = append(toks, t...)
+	}
+	if name := c.String("token"); name != "" {
+		origins := c.StringSlice("token-origin")
+		if len(origins) == 0 {
+			origins = []string{"*"}
+		}
+		toks = append(toks, token.Token{Name: name, Targets: c.StringSlice("token-target"), Origins: origins, Limit: c.Int("token-limit")})
+	}
+	if len(toks) == 0 {
+		log.Warn("DEVELOPMENT ONLY: using the built-in token \"dev\" (any ws://localhost and ws://127.0.0.1 target, from any origin, no limit); give --tokens or --token in production")
+		toks = []token.Token{token.Dev()}
+	}
+	return token.NewStatic(toks...)
+}
+
+func openRedis(c *cli.Context, log *zap.Logger) (*redisbus.Bus, error) {
+	return redisbus.New(redisbus.Config{URL: c.String("redis")}, log.Named("redis"))
+}
+
+func runBoth(c *cli.Context) error {
+	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return err
+	}
+	fqdn := c.String("fqdn")
+	if fqdn == "" {
+		fqdn = "localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	}
+	var (
+		bus interface {
+			router.Bus
+			relay.Bus
+		}
+		tokens router.TokenStore
+	)
+	dev := false
+	if c.String("redis") != "" {
+		rb, err := openRedis(c, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer rb.Close()
+		bus, tokens = rb, rb
+	} else {
+		st, err := staticTokens(c, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		dev = c.String("tokens") == "" && c.String("token") == ""
+		bus, tokens = membus.New(0), st
+	}
+	// The development default reaches local echo servers; production
+	// relays dial only public addresses unless told otherwise.
+	rcfg, err := relayConfig(c, fqdn, nil, dev)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	rl, err := relay.New(rcfg, bus, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	rt, err := router.New(routerConfig(c), bus, tokens, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	mux := http.NewServeMux()
+	mountRouter(mux, rt)
+	mountRelay(mux, rl)
+	mux.HandleFunc("/healthz", healthz)
+	if c.Bool("echo") {
+		d := demo.Handler(log.Named("demo"))
+		defer d.Close()
+		mux.Handle("/", d)
+		log.Info("demo page at http://" + fqdn + "/ with an echo WebSocket at ws://" + fqdn + "/echo")
+	}
+	svc := &service{
+		log: log, ln: ln, relay: rl,
+		srv:             newServer(c, mux, log, rcfg.MaxTTL),
+		drainTimeout:    c.Duration("drain-timeout"),
+		shutdownTimeout: c.Duration("shutdown-timeout"),
+	}
+	log.Info("polysocket both", zap.String("fqdn", fqdn), zap.String("sessions", "{uniq}."+fqdn))
+	return svc.run(c.Context)
+}
+
+func runRouter(c *cli.Context) error {
+	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	rb, err := openRedis(c, log)
+	if err != nil {
+		return err
+	}
+	defer rb.Close()
+	rt, err := router.New(routerConfig(c), rb, rb, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mountRouter(mux, rt)
+	mux.HandleFunc("/healthz", healthz)
+	svc := &service{log: log, ln: ln, srv: newServer(c, mux, log, 0), shutdownTimeout: c.Duration("shutdown-timeout")}
+	return svc.run(c.Context)
+}
+
+func runRelay(c *cli.Context) error {
+	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	if c.String("fqdn") == "" {
+		return fmt.Errorf("--fqdn is required: the relay's public host[:port]")
+	}
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return err
+	}
+	rb, err := openRedis(c, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer rb.Close()
+	rcfg, err := relayConfig(c, c.String("fqdn"), selfAddrs(ln), false)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	rl, err := relay.New(rcfg, rb, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	mux := http.NewServeMux()
+	mountRelay(mux, rl)
+	mux.HandleFunc("/healthz", healthz)
+	svc := &service{
+		log: log, ln: ln, relay: rl,
+		srv:             newServer(c, mux, log, rcfg.MaxTTL),
+		drainTimeout:    c.Duration("drain-timeout"),
+		shutdownTimeout: c.Duration("shutdown-timeout"),
+	}
+	log.Info("polysocket relay", zap.String("id", rl.ID()), zap.String("fqdn", rcfg.FQDN))
+	return svc.run(c.Context)
+}
+
+func mountRouter(mux *http.ServeMux, rt *router.Router) {
+	mux.Handle("/create", rt)
+	mux.Handle("/polysocket.js", client.Handler())
+}
+
+func mountRelay(mux *http.ServeMux, rl *relay.Relay) {
+	h := rl.Handler()
+	mux.Handle("/s/", h)
+	mux.Handle("/c/", h)
+	mux.Handle("/j/", h)
+}
+
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte("ok\n"))
+}

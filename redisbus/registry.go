@@ -1,0 +1,143 @@
+package redisbus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/redis/rueidis"
+
+	"github.com/polysocket/polysocket/control"
+)
+
+// tokensSetTTL is how long a relay's set of token names outlives its last
+// Register or Acquire, in units of RegistrationTTL: longer than the counts
+// it keeps alive, so it never vanishes while they matter.
+const tokensSetTTL = 2
+
+// Register publishes info for RegistrationTTL and keeps alive the
+// connection counts the relay holds.
+func (b *Bus) Register(ctx context.Context, info control.RelayInfo) error {
+	if info.ID == "" {
+		return errors.New("redisbus: register: empty relay ID")
+	}
+	data, err := json.Marshal(info)
+	if err != nil {
+		return fmt.Errorf("redisbus: register: %w", err)
+	}
+	ctx, cancel := b.opCtx(ctx)
+	defer cancel()
+	ttl := b.cfg.RegistrationTTL
+	c := b.client
+	res := c.DoMulti(ctx,
+		c.B().Set().Key(b.relayKey(info.ID)).Value(rueidis.BinaryString(data)).Px(ttl).Build(),
+		c.B().Sadd().Key(b.relaysKey()).Member(info.ID).Build(),
+		c.B().Pexpire().Key(b.relayTokensKey(info.ID)).Milliseconds(tokensSetTTL*ttl.Milliseconds()).Build(),
+		c.B().Smembers().Key(b.relayTokensKey(info.ID)).Build(),
+	)
+	for _, r := range res[:3] {
+		if err := r.Error(); err != nil {
+			return busErr("register", err)
+		}
+	}
+	names, err := res[3].AsStrSlice()
+	if err != nil {
+		return busErr("register", err)
+	}
+	return b.refreshCounts(ctx, info.ID, names)
+}
+
+// refreshCounts extends the expiry of relayID's counts of the named
+// tokens.
+func (b *Bus) refreshCounts(ctx context.Context, relayID string, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	ttl := strconv.FormatInt(b.cfg.RegistrationTTL.Milliseconds(), 10)
+	execs := make([]rueidis.LuaExec, len(names))
+	for i, name := range names {
+		execs[i] = rueidis.LuaExec{
+			Keys: []string{b.connsKey(name), b.aliveKey(name)},
+			Args: []string{relayID, ttl},
+		}
+	}
+	var res []rueidis.RedisResult
+	if len(execs) == 1 {
+		// ExecMulti loads the script on every node first; one token does
+		// not pay for that.
+		res = []rueidis.RedisResult{refreshScript.Exec(ctx, b.client, execs[0].Keys, execs[0].Args)}
+	} else {
+		res = refreshScript.ExecMulti(ctx, b.client, execs...)
+	}
+	for _, r := range res {
+		if err := r.Error(); err != nil {
+			return busErr("register: refresh counts", err)
+		}
+	}
+	return nil
+}
+
+// Unregister removes the relay from the registry at once. The counts it
+// still holds expire with its last registration.
+func (b *Bus) Unregister(ctx context.Context, relayID string) error {
+	ctx, cancel := b.opCtx(ctx)
+	defer cancel()
+	c := b.client
+	for _, r := range c.DoMulti(ctx,
+		c.B().Del().Key(b.relayKey(relayID)).Build(),
+		c.B().Srem().Key(b.relaysKey()).Member(relayID).Build(),
+	) {
+		if err := r.Error(); err != nil {
+			return busErr("unregister", err)
+		}
+	}
+	return nil
+}
+
+// Relays lists the live relays, ordered by ID. It prunes the ids of
+// expired relays from the index as it finds them.
+func (b *Bus) Relays(ctx context.Context) ([]control.RelayInfo, error) {
+	ctx, cancel := b.opCtx(ctx)
+	defer cancel()
+	c := b.client
+	ids, err := c.Do(ctx, c.B().Smembers().Key(b.relaysKey()).Build()).AsStrSlice()
+	if err != nil {
+		return nil, busErr("relays", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	gets := make(rueidis.Commands, len(ids))
+	for i, id := range ids {
+		gets[i] = c.B().Get().Key(b.relayKey(id)).Build()
+	}
+	var (
+		relays []control.RelayInfo
+		dead   []string
+	)
+	for i, r := range c.DoMulti(ctx, gets...) {
+		data, err := r.AsBytes()
+		if rueidis.IsRedisNil(err) {
+			dead = append(dead, ids[i])
+			continue
+		}
+		if err != nil {
+			return nil, busErr("relays", err)
+		}
+		var info control.RelayInfo
+		if err := json.Unmarshal(data, &info); err != nil {
+			return nil, fmt.Errorf("redisbus: relays: relay %s: %w", ids[i], err)
+		}
+		relays = append(relays, info)
+	}
+	if len(dead) > 0 {
+		// A relay re-registering right now re-adds itself on its next
+		// beat, so losing this race costs it at most one beat.
+		_ = c.Do(ctx, c.B().Srem().Key(b.relaysKey()).Member(dead...).Build()).Error()
+	}
+	sort.Slice(relays, func(i, j int) bool { return relays[i].ID < relays[j].ID })
+	return relays, nil
+}

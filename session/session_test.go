@@ -1,0 +1,262 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/polysocket/polysocket/session"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// echoServer is a real WebSocket target that echoes and reports the
+// close frame it got.
+func echoServer(t *testing.T) (url string, closes <-chan websocket.CloseError) {
+	ch := make(chan websocket.CloseError, 16)
+	var wg sync.WaitGroup
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		defer wg.Done()
+		defer c.CloseNow()
+		for {
+			typ, b, err := c.Read(r.Context())
+			if err != nil {
+				var ce websocket.CloseError
+				if errors.As(err, &ce) {
+					ch <- ce
+				}
+				return
+			}
+			if err := c.Write(r.Context(), typ, b); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(func() { srv.Close(); wg.Wait() })
+	return "ws" + strings.TrimPrefix(srv.URL, "http"), ch
+}
+
+func newRegistry(t *testing.T, cfg session.Config) *session.Registry {
+	reg, err := session.New(cfg, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = reg.Close(ctx, 1001, "test over")
+		reg.Stop()
+	})
+	return reg
+}
+
+func open(t *testing.T, reg *session.Registry, target string) *session.Session {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := reg.Open(ctx, session.OpenRequest{Target: target, Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func poll(t *testing.T, s *session.Session, req session.PollRequest) session.Batch {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if req.TTL == 0 {
+		req.TTL = 2 * time.Second
+	}
+	if req.MaxBytes == 0 {
+		req.MaxBytes = 1 << 20
+	}
+	b, err := s.Poll(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestSendWindowAndHeld(t *testing.T) {
+	url, _ := echoServer(t)
+	reg := newRegistry(t, session.Config{SendWindow: 4, MaxHeld: 10})
+	s := open(t, reg, url)
+	ctx := context.Background()
+	if err := s.Send(ctx, session.SendRequest{N: 6, Data: []byte("x")}); !errors.Is(err, session.ErrWindow) {
+		t.Fatalf("n=6 with window 4: %v", err)
+	}
+	if err := s.Send(ctx, session.SendRequest{N: 3, Data: []byte("0123456789")}); err != nil {
+		t.Fatalf("held: %v", err)
+	}
+	if err := s.Send(ctx, session.SendRequest{N: 2, Data: []byte("y")}); !errors.Is(err, session.ErrTooLarge) {
+		t.Fatalf("over MaxHeld: %v", err)
+	}
+	if err := s.Send(ctx, session.SendRequest{N: 2, Data: []byte("")}); err != nil {
+		t.Fatalf("empty held: %v", err)
+	}
+	if err := s.Send(ctx, session.SendRequest{N: 1, Data: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 3 {
+		b := poll(t, s, session.PollRequest{HasAck: true, Ack: int64(len(got))})
+		for _, m := range b.Messages {
+			got = append(got, string(m.Data))
+		}
+	}
+	if strings.Join(got, "|") != "a||0123456789" {
+		t.Fatalf("order %q", got)
+	}
+}
+
+func TestFragmentTypeMismatch(t *testing.T) {
+	url, _ := echoServer(t)
+	reg := newRegistry(t, session.Config{})
+	s := open(t, reg, url)
+	ctx := context.Background()
+	if err := s.Send(ctx, session.SendRequest{N: 1, More: true, Data: []byte("text")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(ctx, session.SendRequest{N: 2, Binary: true, Data: []byte{1}}); !errors.Is(err, session.ErrFragmentType) {
+		t.Fatalf("mismatch: %v", err)
+	}
+	if err := s.Send(ctx, session.SendRequest{N: 3, Data: []byte("whole")}); err != nil {
+		t.Fatal(err)
+	}
+	b := poll(t, s, session.PollRequest{})
+	if len(b.Messages) != 1 || string(b.Messages[0].Data) != "whole" {
+		t.Fatalf("got %+v", b.Messages)
+	}
+}
+
+// Without acks, Delivered drops messages; a delivered close forgets the
+// session.
+func TestDeliveredWithoutAck(t *testing.T) {
+	url, closes := echoServer(t)
+	reg := newRegistry(t, session.Config{})
+	s := open(t, reg, url)
+	ctx := context.Background()
+	if err := s.Send(ctx, session.SendRequest{Data: []byte("one")}); err != nil {
+		t.Fatal(err)
+	}
+	b := poll(t, s, session.PollRequest{})
+	s.Delivered(b.Messages[0].Seq)
+	if s.Buffered() != 0 {
+		t.Fatalf("buffered %d after delivery", s.Buffered())
+	}
+	if err := s.CloseByClient(4005, "done"); err != nil {
+		t.Fatal(err)
+	}
+	b = poll(t, s, session.PollRequest{})
+	if len(b.Messages) != 1 || b.Messages[0].Kind != session.Close || b.Messages[0].Code != 4005 || b.Messages[0].Seq != 2 {
+		t.Fatalf("close message %+v", b.Messages[0])
+	}
+	s.Delivered(b.Messages[0].Seq)
+	if _, err := reg.Get(s.ID); !errors.Is(err, session.ErrUnknown) {
+		t.Fatalf("session still known: %v", err)
+	}
+	select {
+	case ce := <-closes:
+		if ce.Code != 4005 || ce.Reason != "done" {
+			t.Fatalf("target saw %v", ce)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("target saw no close")
+	}
+	if err := s.Send(ctx, session.SendRequest{Data: []byte("late")}); !errors.Is(err, session.ErrClosed) {
+		t.Fatalf("send after close: %v", err)
+	}
+}
+
+func TestAckBeyondLast(t *testing.T) {
+	url, _ := echoServer(t)
+	reg := newRegistry(t, session.Config{})
+	s := open(t, reg, url)
+	_, err := s.Poll(context.Background(), session.PollRequest{HasAck: true, Ack: 1})
+	if !errors.Is(err, session.ErrAck) {
+		t.Fatalf("ack 1 with nothing sent: %v", err)
+	}
+}
+
+// Registry.Close ends every session with the code: the target gets it,
+// and OnEnd runs once for each.
+func TestRegistryCloseEndsAll(t *testing.T) {
+	url, closes := echoServer(t)
+	var mu sync.Mutex
+	ended := map[string]int{}
+	reg, err := session.New(session.Config{OnEnd: func(s *session.Session, code int) {
+		mu.Lock()
+		ended[s.ID]++
+		mu.Unlock()
+	}}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := 0; i < 5; i++ {
+		ids = append(ids, open(t, reg, url).ID)
+	}
+	if reg.Len() != 5 {
+		t.Fatalf("Len %d", reg.Len())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := reg.Close(ctx, 1001, "shutdown"); err != nil {
+		t.Fatal(err)
+	}
+	reg.Stop()
+	for i := 0; i < 5; i++ {
+		select {
+		case ce := <-closes:
+			if ce.Code != websocket.StatusGoingAway {
+				t.Fatalf("target saw %v", ce)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a target saw no close")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range ids {
+		if ended[id] != 1 {
+			t.Fatalf("OnEnd ran %d times for a session", ended[id])
+		}
+	}
+	if _, err := reg.Open(ctx, session.OpenRequest{Target: url}); !errors.Is(err, session.ErrCapacity) {
+		t.Fatalf("open after close: %v", err)
+	}
+}
+
+func TestDialErrors(t *testing.T) {
+	reg := newRegistry(t, session.Config{DialTimeout: 2 * time.Second})
+	redirect := httptest.NewServer(http.RedirectHandler("http://127.0.0.1:1/", http.StatusFound))
+	defer redirect.Close()
+	plain := httptest.NewServer(http.NotFoundHandler())
+	defer plain.Close()
+	for name, target := range map[string]string{
+		"refused":  "ws://127.0.0.1:1/",
+		"redirect": "ws" + strings.TrimPrefix(redirect.URL, "http"),
+		"not ws":   "ws" + strings.TrimPrefix(plain.URL, "http"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := reg.Open(context.Background(), session.OpenRequest{Target: target})
+			var de *session.DialError
+			if !errors.As(err, &de) {
+				t.Fatalf("got %v, want a DialError", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every polysocket test: static checks, the whole Go test suite with
+# the race detector (unit, end-to-end, multi-process, Redis, Redis Cluster
+# and headless-Chromium tests), then each fuzz target for a bounded time.
+# Installs what the tests need (redis-server, chromium) when missing.
+#
+#   FUZZTIME=10s   time per fuzz target (0 skips fuzzing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { # need COMMAND PACKAGE
+  command -v "$1" >/dev/null 2>&1 && return
+  echo "== installing $2 (for $1)"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$2" >/dev/null
+}
+need redis-server redis-server
+need redis-cli redis-tools
+need chromium chromium
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then echo "gofmt would change:"; echo "$unformatted"; exit 1; fi
+echo "== go vet"
+go vet ./...
+echo "== staticcheck"
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+echo "== go test -race"
+go test -race -count=1 -timeout 30m ./...
+
+if [ "${FUZZTIME:-10s}" != "0" ] && [ -x scripts/fuzz.sh ]; then
+  echo "== fuzzing (${FUZZTIME:-10s} per target)"
+  FUZZTIME="${FUZZTIME:-10s}" scripts/fuzz.sh
+fi
+echo "== all tests passed"

@@ -35,10 +35,15 @@ type Params map[string]string
 // application/x-www-form-urlencoded or text/plain (what XDomainRequest and
 // a preflight-free XHR send). A parameter given twice, in one place or in
 // both, is a *ParamError. A body over maxBody bytes is ErrBodyTooLarge.
+//
+// Even with an error, Parse returns the parameters it could read, so the
+// caller can still answer in the request's callback (JSONP errors must
+// reach the callback). A "cb" that was itself given twice or malformed is
+// returned as "", which Callback reports as invalid.
 func Parse(r *http.Request, maxBody int64) (Params, error) {
 	p := make(Params, 8)
 	if err := p.add(r.URL.RawQuery); err != nil {
-		return nil, err
+		return p, err
 	}
 	if r.Method != http.MethodPost {
 		return p, nil
@@ -46,24 +51,35 @@ func Parse(r *http.Request, maxBody int64) (Params, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/x-www-form-urlencoded" && mt != "text/plain") {
-			return nil, &ParamError{Msg: fmt.Sprintf("unsupported content type %q: send application/x-www-form-urlencoded or text/plain", ct)}
+			return p, &ParamError{Msg: fmt.Sprintf("unsupported content type %q: send application/x-www-form-urlencoded or text/plain", ct)}
 		}
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
-		return nil, &ParamError{Msg: "reading body: " + err.Error()}
+		return p, &ParamError{Msg: "reading body: " + err.Error()}
 	}
 	if int64(len(body)) > maxBody {
-		return nil, ErrBodyTooLarge
+		return p, ErrBodyTooLarge
 	}
 	if err := p.add(string(body)); err != nil {
-		return nil, err
+		return p, err
 	}
 	return p, nil
 }
 
-// add parses one URL-encoded parameter list into p.
+// add parses one URL-encoded parameter list into p. It reads the whole
+// list even after an error, keeping each first value, so a callback later
+// in the list is still found; it returns the first error.
 func (p Params) add(s string) error {
+	var first error
+	fail := func(key string, err error) {
+		if first == nil {
+			first = err
+		}
+		if key == "cb" {
+			p["cb"] = "" // an ambiguous callback is no callback
+		}
+	}
 	for s != "" {
 		var kv string
 		kv, s, _ = cut(s, '&')
@@ -73,18 +89,21 @@ func (p Params) add(s string) error {
 		k, v, _ := cut(kv, '=')
 		key, err := url.QueryUnescape(k)
 		if err != nil {
-			return &ParamError{Msg: "malformed parameter name encoding"}
+			fail("", &ParamError{Msg: "malformed parameter name encoding"})
+			continue
 		}
 		val, err := url.QueryUnescape(v)
 		if err != nil {
-			return &ParamError{Param: key, Msg: "malformed percent-encoding"}
+			fail(key, &ParamError{Param: key, Msg: "malformed percent-encoding"})
+			continue
 		}
 		if _, dup := p[key]; dup {
-			return &ParamError{Param: key, Msg: "given more than once"}
+			fail(key, &ParamError{Param: key, Msg: "given more than once"})
+			continue
 		}
 		p[key] = val
 	}
-	return nil
+	return first
 }
 
 func cut(s string, sep byte) (before, after string, found bool) {

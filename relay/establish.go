@@ -10,10 +10,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// Establish opens a session for a router's request: it dials the target
-// and answers where the session lives. It is the relay's handler for bus
-// establish requests.
-func (r *Relay) Establish(req control.EstablishRequest) control.EstablishReply {
+// establish opens a session for a router's request: it dials the target
+// and answers where the session lives. Establish (metrics.go) wraps it.
+func (r *Relay) establish(req control.EstablishRequest) control.EstablishReply {
 	fail := func(code control.Code, msg string) control.EstablishReply {
 		return control.EstablishReply{ID: req.ID, Code: code, Error: msg}
 	}
@@ -21,7 +20,7 @@ func (r *Relay) Establish(req control.EstablishRequest) control.EstablishReply {
 		return fail(control.CodeUnavailable, "relay is draining")
 	}
 	if r.reg.Len() >= r.cfg.Capacity {
-		return fail(control.CodeUnavailable, "relay is at capacity")
+		return fail(control.CodeUnavailable, msgAtCapacity)
 	}
 	ctx := context.Background()
 	var cancel context.CancelFunc = func() {}

@@ -42,6 +42,15 @@ func (r *Relay) begin(w http.ResponseWriter, req *http.Request, prefix string, m
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
+	p, err := jsonp.Parse(req, r.cfg.MaxBody)
+	// Parse returns what it could read even on error, so the errors below
+	// still reach a valid callback.
+	cb, ok := p.Callback()
+	if !ok {
+		jsonp.WriteBadCallback(w)
+		return nil
+	}
+	q.cb = cb
 	allowed := false
 	for _, m := range methods {
 		allowed = allowed || req.Method == m
@@ -49,13 +58,6 @@ func (r *Relay) begin(w http.ResponseWriter, req *http.Request, prefix string, m
 	if !allowed {
 		w.Header().Set("Allow", strings.Join(methods, ", "))
 		q.fail(control.CodeMethod, req.Method+" is not allowed here; use "+strings.Join(methods, " or "))
-		return nil
-	}
-	p, err := jsonp.Parse(req, r.cfg.MaxBody)
-	if cb, ok := p.Callback(); ok {
-		q.cb = cb
-	} else if p != nil {
-		jsonp.WriteBadCallback(w)
 		return nil
 	}
 	var pe *jsonp.ParamError
@@ -136,9 +138,9 @@ func (r *Relay) parseSend(p jsonp.Params) (session.SendRequest, control.Code, st
 	if err != nil {
 		return sr, control.CodeParams, err.Error()
 	}
-	switch p["f"] {
-	case "", "0":
-	case "1":
+	switch f, given := p["f"]; {
+	case !given, f == "0":
+	case f == "1":
 		sr.More = true
 	default:
 		return sr, control.CodeParams, "f must be 1 (more fragments follow) or 0"

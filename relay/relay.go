@@ -39,6 +39,9 @@ type Config struct {
 	RegisterInterval time.Duration
 	// Session configures the sessions. Its OnEnd is the relay's own.
 	Session session.Config
+	// Metrics, if set, is told about establishes and ended sessions
+	// (see metrics.go). Traffic is counted by Session.Counters.
+	Metrics Metrics
 }
 
 func (c Config) withDefaults() Config {
@@ -100,7 +103,7 @@ func New(cfg Config, bus Bus, log *zap.Logger) (*Relay, error) {
 	}
 	r := &Relay{cfg: cfg, bus: bus, log: log.With(zap.String("relay", cfg.ID))}
 	scfg := cfg.Session
-	scfg.OnEnd = r.onSessionEnd
+	scfg.OnEnd = r.onEnd
 	reg, err := session.New(scfg, r.log)
 	if err != nil {
 		return nil, err

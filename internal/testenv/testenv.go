@@ -67,6 +67,9 @@ func NewTarget(t testing.TB, opts TargetOptions) *Target {
 	t.Helper()
 	tg := &Target{}
 	tg.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Counted before the handshake so cleanup's Wait cannot race it.
+		tg.wg.Add(1)
+		defer tg.wg.Done()
 		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 			Subprotocols:       opts.Subprotocols,
 			InsecureSkipVerify: true,
@@ -74,8 +77,6 @@ func NewTarget(t testing.TB, opts TargetOptions) *Target {
 		if err != nil {
 			return
 		}
-		tg.wg.Add(1)
-		defer tg.wg.Done()
 		limit := opts.ReadLimit
 		if limit == 0 {
 			limit = 4 << 20

@@ -217,6 +217,9 @@
     cbs[name] = function (reply) { finish(true, reply); };
     script.type = 'text/javascript';
     script.async = true;
+    // Chromium delays low-priority requests (async scripts are) beyond
+    // about ten in flight per page; long polls would starve the sends.
+    script.setAttribute('fetchpriority', 'high');
     script.src = url + '?cb=PolySocket._cb.' + name + (qs ? '&' + qs : '');
     // Loaded without calling back: an HTTP error status or a bad body.
     script.onload = script.onerror = function () { finish(false); };
@@ -233,6 +236,13 @@
   // post sends body to url with a CORS XHR (no preflight: a form body) and
   // calls back with the HTTP status, 0 for a network error or timeout.
   function post(url, body, timeout, cb) {
+    xhrStatus('POST', url, body, timeout, cb);
+  }
+
+  // xhrStatus makes a CORS XHR (a simple request, never preflighted) and
+  // calls back with its HTTP status only, 0 for a network error or
+  // timeout. body null means a GET.
+  function xhrStatus(method, url, body, timeout, cb) {
     var xhr = new win.XMLHttpRequest(), done = false, timer;
     function finish(status) {
       if (done) { return; }
@@ -241,8 +251,8 @@
       xhr.onreadystatechange = noop;
       cb(status);
     }
-    xhr.open('POST', url, true);
-    xhr.setRequestHeader('Content-Type', 'application/x-www-form-urlencoded');
+    xhr.open(method, url, true);
+    if (body !== null) { xhr.setRequestHeader('Content-Type', 'application/x-www-form-urlencoded'); }
     xhr.onreadystatechange = function () {
       if (xhr.readyState === 4) { finish(xhr.status || 0); }
     };
@@ -601,12 +611,28 @@
     });
   };
 
+  // pollFailed: the poll's script failed to load. A script tag cannot
+  // tell a network failure from the relay's 403 (it lost the session:
+  // restarted, or forgot it after the idle timeout while we were cut
+  // off), so where CORS XHR exists ask /j once as plain JSON and read the
+  // status. ttl=0 with the same ack answers at once and consumes nothing:
+  // unacked messages are re-delivered to the next poll. A 403 is close
+  // 1006 now rather than after GIVE_UP of retries.
   Relay.prototype.pollFailed = function () {
-    var self = this;
+    var self = this, wait;
     if (this.done) { return; }
     if (!this.pollFailedAt) { this.pollFailedAt = now(); this.pollTries = 0; }
     if (now() - this.pollFailedAt > GIVE_UP) { this.lost('', {message: 'relay unreachable'}); return; }
-    later(function () { self.poll(); }, backoff(this.pollTries++));
+    wait = backoff(this.pollTries++);
+    if (!corsXHR()) {
+      later(function () { self.poll(); }, wait);
+      return;
+    }
+    xhrStatus('GET', this.base + '/j/' + this.socket + '?' + query({ttl: 0, a: this.ack}), null, SEND_TIMEOUT, function (status) {
+      if (self.done) { return; }
+      if (status === 403) { self.lost('', {message: 'session gone'}); return; }
+      later(function () { self.poll(); }, wait);
+    });
   };
 
   // deliver hands received messages to the page in order, skipping what

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/redis/rueidis"
+	"go.uber.org/zap"
 )
 
 // The count scripts take KEYS[1] = {prefix}:{t:NAME}:conns (relay id ->
@@ -86,22 +87,29 @@ return 0
 // count over all live relays is below limit (0: no limit, still counted).
 // It is atomic across every Bus sharing the Redis. The relay's count
 // lives as long as the relay keeps registering.
+//
+// An empty relayID counts a connection held by no relay, as the router
+// does to learn whether a token is at its limit (it releases it at once);
+// nothing keeps it alive, so it expires after RegistrationTTL even if the
+// Release is lost.
 func (b *Bus) Acquire(ctx context.Context, tokenName, relayID string, limit int) (bool, error) {
-	if tokenName == "" || relayID == "" {
-		return false, errors.New("redisbus: acquire: empty token name or relay ID")
+	if tokenName == "" {
+		return false, errors.New("redisbus: acquire: empty token name")
 	}
 	ctx, cancel := b.opCtx(ctx)
 	defer cancel()
 	c := b.client
 	ttl := b.cfg.RegistrationTTL.Milliseconds()
-	// Remember the token for the relay's Register before counting, so a
-	// count never exists that Register does not keep alive.
-	for _, r := range c.DoMulti(ctx,
-		c.B().Sadd().Key(b.relayTokensKey(relayID)).Member(tokenName).Build(),
-		c.B().Pexpire().Key(b.relayTokensKey(relayID)).Milliseconds(tokensSetTTL*ttl).Build(),
-	) {
-		if err := r.Error(); err != nil {
-			return false, busErr("acquire", err)
+	if relayID != "" {
+		// Remember the token for the relay's Register before counting,
+		// so a count never exists that Register does not keep alive.
+		for _, r := range c.DoMulti(ctx,
+			c.B().Sadd().Key(b.relayTokensKey(relayID)).Member(tokenName).Build(),
+			c.B().Pexpire().Key(b.relayTokensKey(relayID)).Milliseconds(tokensSetTTL*ttl).Build(),
+		) {
+			if err := r.Error(); err != nil {
+				return false, busErr("acquire", err)
+			}
 		}
 	}
 	n, err := acquireScript.Exec(ctx, c,
@@ -111,7 +119,30 @@ func (b *Bus) Acquire(ctx context.Context, tokenName, relayID string, limit int)
 	if err != nil {
 		return false, busErr("acquire", err)
 	}
-	return n == 1, nil
+	if n != 1 {
+		return false, nil
+	}
+	if relayID != "" {
+		b.notePlaced(ctx, relayID)
+	}
+	return true, nil
+}
+
+// notePlaced counts a session placed on relayID until the relay's next
+// Register, so Relays shows the load at once (see the package doc). It is
+// only a hint for picking relays: a failure is logged, not returned,
+// since the connection is counted already.
+func (b *Bus) notePlaced(ctx context.Context, relayID string) {
+	c := b.client
+	for _, r := range c.DoMulti(ctx,
+		c.B().Incr().Key(b.relayPlacedKey(relayID)).Build(),
+		c.B().Pexpire().Key(b.relayPlacedKey(relayID)).Milliseconds(b.cfg.RegistrationTTL.Milliseconds()).Build(),
+	) {
+		if err := r.Error(); err != nil {
+			b.log.Debug("redisbus: counting a placed session", zap.String("relay", relayID), zap.Error(err))
+			return
+		}
+	}
 }
 
 // Release undoes one Acquire of tokenName on relayID. Releasing a count

@@ -10,12 +10,22 @@
 //	{prefix}:relays                set of relay ids (an index; pruned lazily)
 //	{prefix}:relay:{id}            RelayInfo JSON, expires after RegistrationTTL
 //	{prefix}:relay:{id}:tokens     set of token names the relay holds counts for
+//	{prefix}:relay:{id}:placed     sessions counted on the relay since its last Register
 //	{prefix}:tokens                hash: token name -> token.Token JSON
 //	{prefix}:{t:NAME}:conns        hash: relay id -> connections of token NAME
 //	{prefix}:{t:NAME}:alive        hash: relay id -> expiry (unix ms, Redis clock)
 //
 // The hash tag {t:NAME} puts the two count hashes of a token in one Cluster
 // slot, so the Lua scripts that count connections touch one slot only.
+//
+// # Load
+//
+// A relay publishes its session count about once a second, and routers
+// place sessions far faster than that: on the published count alone every
+// router would send a whole second's worth of sessions to the one relay
+// that looked emptiest. So Acquire also counts the session in the relay's
+// placed counter, Register resets it along with the published count, and
+// Relays reports the sum, which every router sees at once.
 //
 // # Establish
 //
@@ -32,7 +42,9 @@
 // Counts are kept per token per relay, and each relay's counts carry an
 // expiry that Register refreshes. A relay that dies stops refreshing, and
 // the next Acquire or Count drops its counts: they return within
-// RegistrationTTL.
+// RegistrationTTL. A relay that dies and starts again under the same id
+// (a fixed --id) would refresh its predecessor's counts, so the first
+// Register of an id on a Bus clears the counts held under it first.
 package redisbus
 
 import (
@@ -158,6 +170,10 @@ type Bus struct {
 	repliesReady   chan struct{} // closed while the reply channel is subscribed
 	repliesOn      bool          // repliesReady is closed
 	waiters        map[string]chan control.EstablishReply
+	// registered holds the relay ids this Bus has registered: the first
+	// Register of an id clears counts a former process under that id
+	// left behind.
+	registered map[string]bool
 
 	closeOnce sync.Once
 }
@@ -204,6 +220,7 @@ func New(cfg Config, log *zap.Logger) (*Bus, error) {
 		cancel:       cancel,
 		repliesReady: make(chan struct{}),
 		waiters:      make(map[string]chan control.EstablishReply),
+		registered:   make(map[string]bool),
 	}
 	return b, nil
 }
@@ -261,6 +278,7 @@ func (b *Bus) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 func (b *Bus) relaysKey() string                 { return b.cfg.Prefix + ":relays" }
 func (b *Bus) relayKey(id string) string         { return b.cfg.Prefix + ":relay:" + id }
 func (b *Bus) relayTokensKey(id string) string   { return b.cfg.Prefix + ":relay:" + id + ":tokens" }
+func (b *Bus) relayPlacedKey(id string) string   { return b.cfg.Prefix + ":relay:" + id + ":placed" }
 func (b *Bus) tokensKey() string                 { return b.cfg.Prefix + ":tokens" }
 func (b *Bus) connsKey(name string) string       { return b.cfg.Prefix + ":{t:" + name + "}:conns" }
 func (b *Bus) aliveKey(name string) string       { return b.cfg.Prefix + ":{t:" + name + "}:alive" }

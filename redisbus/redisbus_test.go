@@ -173,6 +173,118 @@ func TestRegistry(t *testing.T) {
 	}
 }
 
+// TestRelaysCountPlaced checks that a session counted by Acquire shows in
+// Relays at once, before the relay's next Register, and that Register
+// takes it over.
+func TestRelaysCountPlaced(t *testing.T) {
+	srv := redistest.Start(t)
+	routerBus, relayBus := newBus(t, srv.URL()), newBus(t, srv.URL())
+	ctx := context.Background()
+	info := control.RelayInfo{ID: "r1", FQDN: "r1.example", Sessions: 2, Capacity: 10}
+	if err := relayBus.Register(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if ok, err := routerBus.Acquire(ctx, "tok", "r1", 0); err != nil || !ok {
+			t.Fatalf("Acquire = %v, %v", ok, err)
+		}
+	}
+	// A refused Acquire places nothing.
+	if ok, err := routerBus.Acquire(ctx, "tok", "r1", 3); err != nil || ok {
+		t.Fatalf("Acquire over the limit = %v, %v", ok, err)
+	}
+	relays, err := routerBus.Relays(ctx)
+	if err != nil || len(relays) != 1 || relays[0].Sessions != 5 {
+		t.Fatalf("Relays = %+v, %v; want r1 with 2+3 sessions", relays, err)
+	}
+	info.Sessions = 5 // the relay has them now
+	if err := relayBus.Register(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	relays, err = routerBus.Relays(ctx)
+	if err != nil || len(relays) != 1 || relays[0].Sessions != 5 {
+		t.Fatalf("Relays after Register = %+v, %v; want 5 sessions", relays, err)
+	}
+}
+
+// TestAcquireNoRelay checks the router's limit probe: a count on no relay
+// obeys the limit, is released, and expires when the release is lost.
+func TestAcquireNoRelay(t *testing.T) {
+	srv := redistest.Start(t)
+	b := newBus(t, srv.URL())
+	ctx := context.Background()
+	if err := b.Register(ctx, control.RelayInfo{ID: "r1", FQDN: "r1.example", Capacity: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.Acquire(ctx, "tok", "r1", 1); err != nil || !ok {
+		t.Fatalf("Acquire on r1 = %v, %v", ok, err)
+	}
+	if ok, err := b.Acquire(ctx, "tok", "", 1); err != nil || ok {
+		t.Fatalf("probe at the limit = %v, %v; want false", ok, err)
+	}
+	if ok, err := b.Acquire(ctx, "other", "", 1); err != nil || !ok {
+		t.Fatalf("probe under the limit = %v, %v; want true", ok, err)
+	}
+	if err := b.Release(ctx, "other", ""); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.Count(ctx, "other"); err != nil || n != 0 {
+		t.Fatalf("Count after the probe's release = %d, %v", n, err)
+	}
+	// A probe whose release is lost stops counting after the TTL.
+	if ok, err := b.Acquire(ctx, "other", "", 1); err != nil || !ok {
+		t.Fatalf("probe = %v, %v", ok, err)
+	}
+	waitFor(t, 5*time.Second, "the unreleased probe to expire", func() bool {
+		n, err := b.Count(ctx, "other")
+		return err == nil && n == 0
+	})
+	if _, err := b.Acquire(ctx, "", "r1", 0); err == nil {
+		t.Error("Acquire accepted an empty token name")
+	}
+}
+
+// TestRegisterClearsFormerCounts checks that a relay that starts again
+// under the id of one that died does not inherit its counts.
+func TestRegisterClearsFormerCounts(t *testing.T) {
+	srv := redistest.Start(t)
+	routerBus, dead := newBus(t, srv.URL()), newBus(t, srv.URL())
+	ctx := context.Background()
+	info := control.RelayInfo{ID: "r1", FQDN: "r1.example", Capacity: 10}
+	if err := dead.Register(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if ok, err := routerBus.Acquire(ctx, "tok", "r1", 0); err != nil || !ok {
+			t.Fatalf("Acquire = %v, %v", ok, err)
+		}
+	}
+	// The same relay beating again keeps them.
+	if err := dead.Register(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := routerBus.Count(ctx, "tok"); err != nil || n != 3 {
+		t.Fatalf("Count = %d, %v; want 3", n, err)
+	}
+	// A new process under the same id, before the old counts expire.
+	reborn := newBus(t, srv.URL())
+	if err := reborn.Register(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := routerBus.Count(ctx, "tok"); err != nil || n != 0 {
+		t.Fatalf("Count after the relay restarted = %d, %v; want 0", n, err)
+	}
+	if ok, err := routerBus.Acquire(ctx, "tok", "r1", 0); err != nil || !ok {
+		t.Fatalf("Acquire = %v, %v", ok, err)
+	}
+	if err := reborn.Register(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := routerBus.Count(ctx, "tok"); err != nil || n != 1 {
+		t.Fatalf("Count = %d, %v; want the new session only", n, err)
+	}
+}
+
 func TestEstablish(t *testing.T) {
 	srv := redistest.Start(t)
 	routerBus, relayBus := newBus(t, srv.URL()), newBus(t, srv.URL())

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/redis/rueidis"
+	"go.uber.org/zap"
 
 	"github.com/polysocket/polysocket/control"
 )
@@ -18,7 +19,8 @@ import (
 // it keeps alive, so it never vanishes while they matter.
 const tokensSetTTL = 2
 
-// Register publishes info for RegistrationTTL and keeps alive the
+// Register publishes info for RegistrationTTL, resets the relay's placed
+// counter (info.Sessions includes those sessions now) and keeps alive the
 // connection counts the relay holds.
 func (b *Bus) Register(ctx context.Context, info control.RelayInfo) error {
 	if info.ID == "" {
@@ -30,6 +32,14 @@ func (b *Bus) Register(ctx context.Context, info control.RelayInfo) error {
 	}
 	ctx, cancel := b.opCtx(ctx)
 	defer cancel()
+	b.mu.Lock()
+	first := !b.registered[info.ID]
+	b.mu.Unlock()
+	if first {
+		if err := b.clearCounts(ctx, info.ID); err != nil {
+			return err
+		}
+	}
 	ttl := b.cfg.RegistrationTTL
 	c := b.client
 	res := c.DoMulti(ctx,
@@ -37,8 +47,9 @@ func (b *Bus) Register(ctx context.Context, info control.RelayInfo) error {
 		c.B().Sadd().Key(b.relaysKey()).Member(info.ID).Build(),
 		c.B().Pexpire().Key(b.relayTokensKey(info.ID)).Milliseconds(tokensSetTTL*ttl.Milliseconds()).Build(),
 		c.B().Smembers().Key(b.relayTokensKey(info.ID)).Build(),
+		c.B().Del().Key(b.relayPlacedKey(info.ID)).Build(),
 	)
-	for _, r := range res[:3] {
+	for _, r := range append(res[:3:3], res[4]) {
 		if err := r.Error(); err != nil {
 			return busErr("register", err)
 		}
@@ -47,7 +58,44 @@ func (b *Bus) Register(ctx context.Context, info control.RelayInfo) error {
 	if err != nil {
 		return busErr("register", err)
 	}
-	return b.refreshCounts(ctx, info.ID, names)
+	if err := b.refreshCounts(ctx, info.ID, names); err != nil {
+		return err
+	}
+	if first {
+		b.mu.Lock()
+		b.registered[info.ID] = true
+		b.mu.Unlock()
+	}
+	return nil
+}
+
+// clearCounts drops the connection counts held under relayID, before this
+// process's relay of that id first registers: they belong to a former
+// process whose sessions died with it. (Sessions this relay opens are
+// counted only once routers see it registered.)
+func (b *Bus) clearCounts(ctx context.Context, relayID string) error {
+	c := b.client
+	names, err := c.Do(ctx, c.B().Smembers().Key(b.relayTokensKey(relayID)).Build()).AsStrSlice()
+	if err != nil {
+		return busErr("register: clear old counts", err)
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	cmds := make(rueidis.Commands, 0, 2*len(names))
+	for _, name := range names {
+		cmds = append(cmds,
+			c.B().Hdel().Key(b.connsKey(name)).Field(relayID).Build(),
+			c.B().Hdel().Key(b.aliveKey(name)).Field(relayID).Build())
+	}
+	for _, r := range c.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			return busErr("register: clear old counts", err)
+		}
+	}
+	b.log.Info("redisbus: cleared the connection counts of a former relay under this id",
+		zap.String("relay", relayID), zap.Strings("tokens", names))
+	return nil
 }
 
 // refreshCounts extends the expiry of relayID's counts of the named
@@ -97,8 +145,9 @@ func (b *Bus) Unregister(ctx context.Context, relayID string) error {
 	return nil
 }
 
-// Relays lists the live relays, ordered by ID. It prunes the ids of
-// expired relays from the index as it finds them.
+// Relays lists the live relays, ordered by ID, each with the sessions
+// placed on it since it last registered added to the count it published.
+// It prunes the ids of expired relays from the index as it finds them.
 func (b *Bus) Relays(ctx context.Context) ([]control.RelayInfo, error) {
 	ctx, cancel := b.opCtx(ctx)
 	defer cancel()
@@ -110,16 +159,20 @@ func (b *Bus) Relays(ctx context.Context) ([]control.RelayInfo, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	gets := make(rueidis.Commands, len(ids))
-	for i, id := range ids {
-		gets[i] = c.B().Get().Key(b.relayKey(id)).Build()
+	// Two GETs per relay: its info, then its placed counter.
+	gets := make(rueidis.Commands, 0, 2*len(ids))
+	for _, id := range ids {
+		gets = append(gets,
+			c.B().Get().Key(b.relayKey(id)).Build(),
+			c.B().Get().Key(b.relayPlacedKey(id)).Build())
 	}
+	res := c.DoMulti(ctx, gets...)
 	var (
 		relays []control.RelayInfo
 		dead   []string
 	)
-	for i, r := range c.DoMulti(ctx, gets...) {
-		data, err := r.AsBytes()
+	for i := range ids {
+		data, err := res[2*i].AsBytes()
 		if rueidis.IsRedisNil(err) {
 			dead = append(dead, ids[i])
 			continue
@@ -130,6 +183,13 @@ func (b *Bus) Relays(ctx context.Context) ([]control.RelayInfo, error) {
 		var info control.RelayInfo
 		if err := json.Unmarshal(data, &info); err != nil {
 			return nil, fmt.Errorf("redisbus: relays: relay %s: %w", ids[i], err)
+		}
+		placed, err := res[2*i+1].AsInt64()
+		switch {
+		case err == nil:
+			info.Sessions += int(placed)
+		case !rueidis.IsRedisNil(err):
+			return nil, busErr("relays", err)
 		}
 		relays = append(relays, info)
 	}

@@ -25,6 +25,10 @@ type RelayInfo struct {
 	Capacity int `json:"capacity"`
 	// Draining relays take no new sessions.
 	Draining bool `json:"draining"`
+	// Tokens counts the relay's live sessions by token. A bus that lost
+	// its connection counts (an outage longer than their expiry) restores
+	// them from here; while it holds them, its own counts stand.
+	Tokens map[string]int `json:"tokens,omitempty"`
 }
 
 // Free is the number of sessions the relay can still take, never negative.

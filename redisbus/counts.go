@@ -69,11 +69,24 @@ end
 return redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
 `)
 
-// refreshScript: ARGV[1] relay id, ARGV[2] TTL ms. Extends the relay's
-// expiry while it holds connections of the token, and forgets it when it
-// holds none (the next Acquire sets a fresh one).
+// refreshScript: ARGV[1] relay id, ARGV[2] TTL ms, ARGV[3] the relay's own
+// count of its live sessions of the token. Extends the relay's expiry
+// while it holds connections of the token, and forgets it when it holds
+// none (the next Acquire sets a fresh one).
+//
+// Redis's count is normally at least the relay's own (it is taken before
+// a session opens and given back after it ends), so a smaller one means
+// Redis lost counts — an outage outlasted them, or its data went — and
+// the relay's own count is written back: limits hold again after an
+// outage.
 var refreshScript = rueidis.NewLuaScript(`
-if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') > 0 then
+local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local own = tonumber(ARGV[3])
+if own > n then
+  redis.call('HSET', KEYS[1], ARGV[1], own)
+  n = own
+end
+if n > 0 then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('HSET', KEYS[2], ARGV[1], now + tonumber(ARGV[2]))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -150,7 +151,7 @@ func TestRegistry(t *testing.T) {
 		}
 	}
 	relays, err := b.Relays(ctx)
-	if err != nil || len(relays) != 3 || relays[0] != a || relays[1].ID != "b" {
+	if err != nil || len(relays) != 3 || !reflect.DeepEqual(relays[0], a) || relays[1].ID != "b" {
 		t.Fatalf("Relays = %+v, %v; want a, b, c", relays, err)
 	}
 	if err := b.Unregister(ctx, "c"); err != nil {
@@ -282,6 +283,46 @@ func TestRegisterClearsFormerCounts(t *testing.T) {
 	}
 	if n, err := routerBus.Count(ctx, "tok"); err != nil || n != 1 {
 		t.Fatalf("Count = %d, %v; want the new session only", n, err)
+	}
+}
+
+// Counts Redis lost (an outage outlasting them, or lost data) come back
+// from the relay's own count at its next Register; a larger Redis count
+// (sessions still opening) stands.
+func TestRegisterRestoresLostCounts(t *testing.T) {
+	srv := redistest.Start(t)
+	routerBus, relayBus := newBus(t, srv.URL()), newBus(t, srv.URL())
+	ctx := context.Background()
+	info := control.RelayInfo{ID: "r1", FQDN: "r1.example", Capacity: 10}
+	if err := relayBus.Register(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if ok, err := routerBus.Acquire(ctx, "tok", "r1", 0); err != nil || !ok {
+			t.Fatalf("Acquire = %v, %v", ok, err)
+		}
+	}
+	if _, err := redistest.Do(srv.Addr(), "FLUSHALL"); err != nil {
+		t.Fatal(err)
+	}
+	info.Tokens = map[string]int{"tok": 3}
+	if err := relayBus.Register(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := routerBus.Count(ctx, "tok"); err != nil || n != 3 {
+		t.Fatalf("Count after the loss = %d, %v; want the relay's 3", n, err)
+	}
+	if ok, err := routerBus.Acquire(ctx, "tok", "r1", 4); err != nil || !ok {
+		t.Fatalf("Acquire = %v, %v", ok, err)
+	}
+	if err := relayBus.Register(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := routerBus.Count(ctx, "tok"); err != nil || n != 4 {
+		t.Fatalf("Count with one session opening = %d, %v; want 4", n, err)
+	}
+	if ok, err := routerBus.Acquire(ctx, "tok", "r1", 4); err != nil || ok {
+		t.Fatalf("Acquire at the limit = %v, %v; want refused", ok, err)
 	}
 }
 

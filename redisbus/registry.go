@@ -58,7 +58,7 @@ func (b *Bus) Register(ctx context.Context, info control.RelayInfo) error {
 	if err != nil {
 		return busErr("register", err)
 	}
-	if err := b.refreshCounts(ctx, info.ID, names); err != nil {
+	if err := b.refreshCounts(ctx, info.ID, names, info.Tokens); err != nil {
 		return err
 	}
 	if first {
@@ -99,17 +99,36 @@ func (b *Bus) clearCounts(ctx context.Context, relayID string) error {
 }
 
 // refreshCounts extends the expiry of relayID's counts of the named
-// tokens.
-func (b *Bus) refreshCounts(ctx context.Context, relayID string, names []string) error {
+// tokens, and of the tokens it reports live sessions of (own), restoring
+// counts Redis lost.
+func (b *Bus) refreshCounts(ctx context.Context, relayID string, names []string, own map[string]int) error {
+	seen := make(map[string]bool, len(names))
+	for _, name := range names {
+		seen[name] = true
+	}
+	var lost []string // tokens Redis no longer lists for the relay
+	for name, n := range own {
+		if n > 0 && !seen[name] {
+			names = append(names, name)
+			lost = append(lost, name)
+		}
+	}
 	if len(names) == 0 {
 		return nil
+	}
+	if len(lost) > 0 {
+		c := b.client
+		err := c.Do(ctx, c.B().Sadd().Key(b.relayTokensKey(relayID)).Member(lost...).Build()).Error()
+		if err != nil {
+			return busErr("register: restore token set", err)
+		}
 	}
 	ttl := strconv.FormatInt(b.cfg.RegistrationTTL.Milliseconds(), 10)
 	execs := make([]rueidis.LuaExec, len(names))
 	for i, name := range names {
 		execs[i] = rueidis.LuaExec{
 			Keys: []string{b.connsKey(name), b.aliveKey(name)},
-			Args: []string{relayID, ttl},
+			Args: []string{relayID, ttl, strconv.Itoa(own[name])},
 		}
 	}
 	var res []rueidis.RedisResult

@@ -136,7 +136,21 @@ func (r *Relay) Info() control.RelayInfo {
 		Sessions: r.reg.Len(),
 		Capacity: r.cfg.Capacity,
 		Draining: r.draining.Load(),
+		Tokens:   r.tokenCounts(),
 	}
+}
+
+// tokenCounts counts the live sessions whose count this relay holds, by
+// token (orphans were released by their router).
+func (r *Relay) tokenCounts() map[string]int {
+	counts := make(map[string]int)
+	r.reg.Range(func(s *session.Session) bool {
+		if _, orphan := r.orphans.Load(s.ID); !orphan && !s.Ended() {
+			counts[s.Token]++
+		}
+		return true
+	})
+	return counts
 }
 
 // Drain stops the relay taking new sessions and says so on the bus at

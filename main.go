@@ -36,6 +36,7 @@ func newApp() *cli.App {
 			routerCommand(),
 			relayCommand(),
 			tokenCommand(),
+			benchCommand(),
 		},
 	}
 }

@@ -1,0 +1,124 @@
+package bench
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+)
+
+// target is the WebSocket server every workload talks to, on loopback:
+// /echo echoes, /stream?size=&rate= pushes numbered messages once the
+// client sends its first message (so pushing starts when the workload
+// does, not while other sessions are still being created).
+type target struct {
+	epoch time.Time
+	ln    net.Listener
+	srv   *http.Server
+	base  string // ws://127.0.0.1:port
+
+	ctx    context.Context // cancelled by close; ends every handler
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // handlers
+	served chan struct{}
+}
+
+func newTarget(epoch time.Time) (*target, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &target{epoch: epoch, ln: ln, base: "ws://" + ln.Addr().String(), ctx: ctx, cancel: cancel, served: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/echo", t.handle(t.echo))
+	mux.HandleFunc("/stream", t.handle(t.stream))
+	t.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		defer close(t.served)
+		_ = t.srv.Serve(ln)
+	}()
+	return t, nil
+}
+
+// close stops the server and every connection, and waits for them.
+func (t *target) close() {
+	t.cancel()
+	_ = t.srv.Close()
+	<-t.served
+	t.wg.Wait()
+}
+
+func (t *target) handle(fn func(ctx context.Context, c *websocket.Conn, r *http.Request)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		t.wg.Add(1)
+		defer t.wg.Done()
+		if t.ctx.Err() != nil {
+			http.Error(w, "closing", http.StatusServiceUnavailable)
+			return
+		}
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(4 << 20)
+		// The request context ends with the connection; t.ctx at close.
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		stop := context.AfterFunc(t.ctx, cancel)
+		defer stop()
+		fn(ctx, c, r)
+	}
+}
+
+func (t *target) echo(ctx context.Context, c *websocket.Conn, _ *http.Request) {
+	for {
+		typ, data, err := c.Read(ctx)
+		if err != nil {
+			return
+		}
+		if err := c.Write(ctx, typ, data); err != nil {
+			return
+		}
+	}
+}
+
+// stream waits for one message, then pushes numbered payloads until the
+// connection fails.
+func (t *target) stream(ctx context.Context, c *websocket.Conn, r *http.Request) {
+	size, _ := strconv.Atoi(r.URL.Query().Get("size"))
+	perSec, _ := strconv.ParseFloat(r.URL.Query().Get("rate"), 64)
+	if _, _, err := c.Read(ctx); err != nil {
+		return
+	}
+	ctx = c.CloseRead(ctx)
+	var lim *rate.Limiter
+	if perSec > 0 {
+		lim = rate.NewLimiter(rate.Limit(perSec), 1)
+	}
+	buf := make([]byte, 0, max(size, 64))
+	for seq := int64(1); ; seq++ {
+		if lim != nil {
+			if err := lim.Wait(ctx); err != nil {
+				return
+			}
+		}
+		buf = appendPayload(buf[:0], seq, time.Since(t.epoch), size)
+		if err := c.Write(ctx, websocket.MessageText, buf); err != nil {
+			return
+		}
+	}
+}
+
+func (t *target) url(mode Mode, size int, perSec float64) string {
+	if mode == ModeStream {
+		return t.base + "/stream?size=" + strconv.Itoa(size) + "&rate=" + strconv.FormatFloat(perSec, 'f', -1, 64)
+	}
+	return t.base + "/echo"
+}

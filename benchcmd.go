@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/polysocket/polysocket/bench"
+	"github.com/urfave/cli/v2"
+)
+
+// benchCommand is `polysocket bench`, the load generator (package bench).
+func benchCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "load-test a router and relay with echo, stream or idle sessions against a WebSocket target it starts itself",
+		Description: "Examples:\n" +
+			"   polysocket bench --spawn -c 100 --direct          # echo through a relay it starts, with the WebSocket baseline\n" +
+			"   polysocket bench --mode stream -c 100 --rate 100  # against a running `polysocket both --create-rate 0`\n" +
+			"   polysocket bench --mode idle -c 1000 --spawn --duration 30s\n\n" +
+			"A relay under test needs --create-rate 0 (no per-address limit on /create): every session comes from one address.\n" +
+			"Stream latency is queueing in the relay's buffer unless --rate paces the target below what the relay delivers.",
+		Flags: append(logFlags(),
+			&cli.StringFlag{Name: "router", Value: "http://127.0.0.1:8080", Usage: "the router's base URL"},
+			&cli.StringFlag{Name: "token", Value: "dev", Usage: "token sent to /create"},
+			&cli.StringFlag{Name: "mode", Value: "echo", Usage: "echo (lockstep round trips), stream (the target pushes) or idle (parked polls; relay RSS)"},
+			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: 1, Usage: "number of sessions"},
+			&cli.IntFlag{Name: "size", Value: 64, Usage: "message size, bytes"},
+			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "measured time"},
+			&cli.DurationFlag{Name: "warmup", Usage: "unmeasured time before measuring"},
+			&cli.Float64Flag{Name: "rate", Usage: "stream mode: messages per second the target pushes to each session (0: as fast as it can)"},
+			&cli.BoolFlag{Name: "direct", Usage: "also run the workload over a plain WebSocket to the same target (the baseline)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON instead of a table"},
+			&cli.IntFlag{Name: "relay-pid", Usage: "the relay's process id, to report its RSS (Linux)"},
+			&cli.BoolFlag{Name: "spawn", Usage: "start \"polysocket both\" as a child on a free port, measure it and stop it (overrides --router and --relay-pid)"},
+			&cli.DurationFlag{Name: "ttl", Value: 25 * time.Second, Usage: "ttl of every poll"},
+			&cli.IntFlag{Name: "create-parallel", Value: 64, Usage: "most /create requests at once"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write the bench process's CPU profile to this file"},
+		),
+		Action: runBench,
+	}
+}
+
+func runBench(c *cli.Context) error {
+	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	cfg := bench.Config{
+		Router:         c.String("router"),
+		Token:          c.String("token"),
+		Mode:           bench.Mode(c.String("mode")),
+		Concurrency:    c.Int("concurrency"),
+		Size:           c.Int("size"),
+		Duration:       c.Duration("duration"),
+		Warmup:         c.Duration("warmup"),
+		Rate:           c.Float64("rate"),
+		Direct:         c.Bool("direct"),
+		RelayPID:       c.Int("relay-pid"),
+		PollTTL:        c.Duration("ttl"),
+		CreateParallel: c.Int("create-parallel"),
+		Progress:       os.Stderr,
+	}
+	if c.Bool("spawn") {
+		child, err := spawnBoth(c.Context)
+		if err != nil {
+			return err
+		}
+		defer child.stop()
+		cfg.Router, cfg.RelayPID = child.url, child.cmd.Process.Pid
+	}
+	b, err := bench.New(cfg, log.Named("bench"))
+	if err != nil {
+		return err
+	}
+	if path := c.String("cpuprofile"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	rep, err := b.Run(c.Context)
+	if rep == nil {
+		return err
+	}
+	if c.Bool("json") {
+		if werr := rep.WriteJSON(os.Stdout); werr != nil {
+			return werr
+		}
+	} else if werr := rep.WriteTable(os.Stdout); werr != nil {
+		return werr
+	}
+	return err
+}
+
+// child is a `polysocket both` started by --spawn.
+type child struct {
+	cmd    *exec.Cmd
+	url    string
+	exited chan struct{}
+}
+
+// spawnBoth starts this binary as `both` on a free loopback port and
+// waits until it answers /healthz.
+func spawnBoth(ctx context.Context) (*child, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("--spawn: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("--spawn: finding a free port: %w", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(exe, "both", "--listen", addr, "--log-level", "warn", "--drain-timeout", "1s", "--echo=false", "--create-rate", "0")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("--spawn: %w", err)
+	}
+	ch := &child{cmd: cmd, url: "http://" + addr, exited: make(chan struct{})}
+	go func() {
+		defer close(ch.exited)
+		_ = cmd.Wait()
+	}()
+	hc := &http.Client{Timeout: time.Second}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		resp, err := hc.Get(ch.url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return ch, nil
+			}
+		}
+		select {
+		case <-ch.exited:
+			return nil, errors.New("--spawn: polysocket both exited at start")
+		case <-ctx.Done():
+			ch.stop()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	ch.stop()
+	return nil, errors.New("--spawn: polysocket both did not answer /healthz within 10s")
+}
+
+// stop sends SIGTERM to the child (by its pid) and kills it if it has
+// not exited after 15s.
+func (ch *child) stop() {
+	_ = ch.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-ch.exited:
+	case <-time.After(15 * time.Second):
+		_ = ch.cmd.Process.Kill()
+		<-ch.exited
+	}
+}

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 
 	"github.com/polysocket/polysocket/client"
 	"github.com/polysocket/polysocket/demo"
 	"github.com/polysocket/polysocket/membus"
+	"github.com/polysocket/polysocket/metrics"
 	"github.com/polysocket/polysocket/redisbus"
 	"github.com/polysocket/polysocket/relay"
 	"github.com/polysocket/polysocket/router"
@@ -109,6 +112,18 @@ func runBoth(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	svc, cleanup, err := setupBoth(c, log, ln)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer cleanup()
+	return svc.run(c.Context)
+}
+
+// setupBoth builds `both`: a router and a relay on one listener, on an
+// in-process bus (or Redis with --redis).
+func setupBoth(c *cli.Context, log *zap.Logger, ln net.Listener) (*service, func(), error) {
 	fqdn := c.String("fqdn")
 	if fqdn == "" {
 		fqdn = "localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
@@ -118,61 +133,97 @@ func runBoth(c *cli.Context) error {
 			router.Bus
 			relay.Bus
 		}
-		tokens router.TokenStore
+		tokens   router.TokenStore
+		busCheck func(context.Context) error
+		cleanups []func()
 	)
+	cleanup := func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
 	dev := false
 	if c.String("redis") != "" {
 		rb, err := openRedis(c, log)
 		if err != nil {
-			ln.Close()
-			return err
+			return nil, nil, err
 		}
-		defer rb.Close()
-		bus, tokens = rb, rb
+		cleanups = append(cleanups, rb.Close)
+		bus, tokens, busCheck = rb, rb, redisCheck(rb)
 	} else {
 		st, err := staticTokens(c, log)
 		if err != nil {
-			ln.Close()
-			return err
+			return nil, nil, err
 		}
 		dev = c.String("tokens") == "" && c.String("token") == ""
 		bus, tokens = membus.New(0), st
 	}
 	// The development default reaches local echo servers; production
-	// relays dial only public addresses unless told otherwise.
-	rcfg, err := relayConfig(c, fqdn, nil, dev)
-	if err != nil {
-		ln.Close()
-		return err
+	// relays dial only public addresses unless told otherwise. The relay
+	// may not dial its own listener, except for the demo echo target
+	// that lives on it.
+	var self []netip.AddrPort
+	if !c.Bool("echo") {
+		self = selfAddrs(ln)
 	}
-	rl, err := relay.New(rcfg, bus, log)
+	m := metrics.New()
+	rl, err := newRelay(c, fqdn, self, dev, bus, m, log)
 	if err != nil {
-		ln.Close()
-		return err
+		cleanup()
+		return nil, nil, err
 	}
-	rt, err := router.New(routerConfig(c), bus, tokens, log)
+	rcfg, err := routerConfig(c, m)
 	if err != nil {
-		ln.Close()
-		return err
+		cleanup()
+		return nil, nil, err
+	}
+	rt, err := router.New(rcfg, m.RouterBus(bus), m.TokenStore(tokens), log)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
 	}
 	mux := http.NewServeMux()
-	mountRouter(mux, rt)
+	mountRouter(c, mux, rt, rcfg, m)
 	mountRelay(mux, rl)
-	mux.HandleFunc("/healthz", healthz)
 	if c.Bool("echo") {
 		d := demo.Handler(log.Named("demo"))
-		defer d.Close()
+		cleanups = append(cleanups, func() { d.Close() })
 		mux.Handle("/", d)
 		log.Info("demo page at http://" + fqdn + "/ with an echo WebSocket at ws://" + fqdn + "/echo")
 	}
-	svc := &service{
-		log: log, ln: ln, relay: rl,
-		srv:             newServer(c, mux, log, rcfg.MaxTTL),
-		drainTimeout:    c.Duration("drain-timeout"),
-		shutdownTimeout: c.Duration("shutdown-timeout"),
+	svc, err := newService(c, log, ln, mux, rl, m, c.Duration("max-ttl"))
+	if err != nil {
+		cleanup()
+		return nil, nil, err
 	}
+	svc.busCheck = busCheck
 	log.Info("polysocket both", zap.String("fqdn", fqdn), zap.String("sessions", "{uniq}."+fqdn))
-	return svc.run(c.Context)
+	return svc, cleanup, nil
+}
+
+// newRelay builds a relay with its metrics wired in.
+func newRelay(c *cli.Context, fqdn string, self []netip.AddrPort, dev bool, bus relay.Bus, m *metrics.Metrics, log *zap.Logger) (*relay.Relay, error) {
+	cfg, err := relayConfig(c, fqdn, self, dev)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Metrics = m
+	cfg.Session.Counters = m.SessionCounters()
+	rl, err := relay.New(cfg, m.RelayBus(bus), log)
+	if err != nil {
+		return nil, err
+	}
+	m.WatchRelay(rl.Registry())
+	return rl, nil
+}
+
+// redisCheck is the readiness check of a Redis bus: it answers a relay
+// listing.
+func redisCheck(rb *redisbus.Bus) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := rb.Relays(ctx)
+		return err
+	}
 }
 
 func runRouter(c *cli.Context) error {
@@ -186,7 +237,12 @@ func runRouter(c *cli.Context) error {
 		return err
 	}
 	defer rb.Close()
-	rt, err := router.New(routerConfig(c), rb, rb, log)
+	m := metrics.New()
+	rcfg, err := routerConfig(c, m)
+	if err != nil {
+		return err
+	}
+	rt, err := router.New(rcfg, m.RouterBus(rb), m.TokenStore(rb), log)
 	if err != nil {
 		return err
 	}
@@ -195,9 +251,13 @@ func runRouter(c *cli.Context) error {
 		return err
 	}
 	mux := http.NewServeMux()
-	mountRouter(mux, rt)
-	mux.HandleFunc("/healthz", healthz)
-	svc := &service{log: log, ln: ln, srv: newServer(c, mux, log, 0), shutdownTimeout: c.Duration("shutdown-timeout")}
+	mountRouter(c, mux, rt, rcfg, m)
+	svc, err := newService(c, log, ln, mux, nil, m, 0)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	svc.busCheck = redisCheck(rb)
 	return svc.run(c.Context)
 }
 
@@ -220,31 +280,26 @@ func runRelay(c *cli.Context) error {
 		return err
 	}
 	defer rb.Close()
-	rcfg, err := relayConfig(c, c.String("fqdn"), selfAddrs(ln), false)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	rl, err := relay.New(rcfg, rb, log)
+	m := metrics.New()
+	rl, err := newRelay(c, c.String("fqdn"), selfAddrs(ln), false, rb, m, log)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	mux := http.NewServeMux()
 	mountRelay(mux, rl)
-	mux.HandleFunc("/healthz", healthz)
-	svc := &service{
-		log: log, ln: ln, relay: rl,
-		srv:             newServer(c, mux, log, rcfg.MaxTTL),
-		drainTimeout:    c.Duration("drain-timeout"),
-		shutdownTimeout: c.Duration("shutdown-timeout"),
+	svc, err := newService(c, log, ln, mux, rl, m, c.Duration("max-ttl"))
+	if err != nil {
+		ln.Close()
+		return err
 	}
-	log.Info("polysocket relay", zap.String("id", rl.ID()), zap.String("fqdn", rcfg.FQDN))
+	svc.busCheck = redisCheck(rb)
+	log.Info("polysocket relay", zap.String("id", rl.ID()), zap.String("fqdn", c.String("fqdn")))
 	return svc.run(c.Context)
 }
 
-func mountRouter(mux *http.ServeMux, rt *router.Router) {
-	mux.Handle("/create", rt)
+func mountRouter(c *cli.Context, mux *http.ServeMux, rt *router.Router, cfg router.Config, m *metrics.Metrics) {
+	mux.Handle("/create", createLimit(c, rt, cfg, m))
 	mux.Handle("/polysocket.js", client.Handler())
 }
 
@@ -253,10 +308,4 @@ func mountRelay(mux *http.ServeMux, rl *relay.Relay) {
 	mux.Handle("/s/", h)
 	mux.Handle("/c/", h)
 	mux.Handle("/j/", h)
-}
-
-func healthz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write([]byte("ok\n"))
 }

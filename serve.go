@@ -2,15 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/polysocket/polysocket/metrics"
 	"github.com/polysocket/polysocket/netguard"
+	"github.com/polysocket/polysocket/ratelimit"
 	"github.com/polysocket/polysocket/relay"
 	"github.com/polysocket/polysocket/router"
 	"github.com/polysocket/polysocket/session"
@@ -26,6 +33,12 @@ func serverFlags() []cli.Flag {
 	return append(logFlags(),
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 10 * time.Second, Usage: "how long in-flight requests may take to finish at shutdown", EnvVars: env("SHUTDOWN_TIMEOUT")},
 		&cli.IntFlag{Name: "max-header-bytes", Value: 64 << 10, Usage: "largest request line and headers (a longer URL gets 431)", EnvVars: env("MAX_HEADER_BYTES")},
+		&cli.DurationFlag{Name: "read-header-timeout", Value: 10 * time.Second, Usage: "time a client has to send its request line and headers (cuts off slowloris clients)", EnvVars: env("READ_HEADER_TIMEOUT")},
+		&cli.DurationFlag{Name: "read-timeout", Value: 30 * time.Second, Usage: "time a client has to send a whole request, body included", EnvVars: env("READ_TIMEOUT")},
+		&cli.DurationFlag{Name: "http-idle-timeout", Value: 120 * time.Second, Usage: "how long an idle keep-alive connection stays open", EnvVars: env("HTTP_IDLE_TIMEOUT")},
+		&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate (chain) file: serve HTTPS instead of HTTP (with --tls-key; a relay needs a wildcard certificate for *.fqdn too)", EnvVars: env("TLS_CERT")},
+		&cli.StringFlag{Name: "tls-key", Usage: "PEM private key file of --tls-cert", EnvVars: env("TLS_KEY")},
+		&cli.BoolFlag{Name: "metrics", Value: true, Usage: "serve Prometheus metrics at /metrics", EnvVars: env("METRICS")},
 	)
 }
 
@@ -40,17 +53,23 @@ func relayFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "max-ttl", Value: 60 * time.Second, Usage: "longest a poll is held", EnvVars: env("MAX_TTL")},
 		&cli.Int64Flag{Name: "max-message", Value: 1 << 20, Usage: "largest message either way, bytes", EnvVars: env("MAX_MESSAGE")},
 		&cli.Int64Flag{Name: "max-buffered", Value: 1 << 20, Usage: "bytes buffered per session before the relay stops reading the target", EnvVars: env("MAX_BUFFERED")},
+		&cli.Int64Flag{Name: "max-body", Usage: "largest POST body, bytes (default: 3 × --max-message + 64 KiB)", EnvVars: env("MAX_BODY")},
 		&cli.BoolFlag{Name: "forward-origin", Value: true, Usage: "pass the browser's Origin to the target", EnvVars: env("FORWARD_ORIGIN")},
 		&cli.BoolFlag{Name: "forward-for", Value: true, Usage: "pass the browser's address to the target in X-Forwarded-For", EnvVars: env("FORWARD_FOR")},
 		&cli.BoolFlag{Name: "allow-private", Usage: "let the relay dial private, loopback and other special-purpose addresses (see docs/SSRF.md)", EnvVars: env("ALLOW_PRIVATE")},
 		&cli.StringSliceFlag{Name: "allow-cidr", Usage: "a special-purpose range the relay may dial anyway (repeatable), e.g. 10.1.2.0/24", EnvVars: env("ALLOW_CIDR")},
+		&cli.StringFlag{Name: "target-ca", Usage: "PEM file of extra CA certificates trusted for wss:// targets, besides the system roots", EnvVars: env("TARGET_CA")},
 		&cli.DurationFlag{Name: "drain-timeout", Value: 30 * time.Second, Usage: "at SIGTERM, how long live sessions may go on before they are closed with 1001", EnvVars: env("DRAIN_TIMEOUT")},
+		&cli.DurationFlag{Name: "close-grace", Value: 2 * time.Second, Usage: "after the drain closed the sessions, how long clients have to collect their close message before the HTTP server stops", EnvVars: env("CLOSE_GRACE")},
 	}
 }
 
 func routerFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.DurationFlag{Name: "establish-timeout", Value: 15 * time.Second, Usage: "how long a relay may take to answer an establish request", EnvVars: env("ESTABLISH_TIMEOUT")},
+		&cli.Float64Flag{Name: "create-rate", Value: 10, Usage: "sessions per second one client address may create, sustained (0: no limit)", EnvVars: env("CREATE_RATE")},
+		&cli.IntFlag{Name: "create-burst", Value: 50, Usage: "sessions one client address may create at once", EnvVars: env("CREATE_BURST")},
+		&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable), e.g. 10.0.0.0/8", EnvVars: env("TRUSTED_PROXY")},
 	}
 }
 
@@ -67,12 +86,17 @@ func relayConfig(c *cli.Context, fqdn string, self []netip.AddrPort, devLoopback
 	if devLoopback {
 		allow = append(allow, netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"))
 	}
+	tlsConf, err := targetTLS(c.String("target-ca"))
+	if err != nil {
+		return relay.Config{}, err
+	}
 	guard := netguard.New(netguard.Config{AllowPrivate: c.Bool("allow-private"), Allow: allow, Self: self})
 	return relay.Config{
 		ID:       c.String("id"),
 		FQDN:     fqdn,
 		Capacity: c.Int("capacity"),
 		MaxTTL:   c.Duration("max-ttl"),
+		MaxBody:  c.Int64("max-body"),
 		Session: session.Config{
 			DialTimeout:   c.Duration("dial-timeout"),
 			IdleTimeout:   c.Duration("idle-timeout"),
@@ -81,13 +105,104 @@ func relayConfig(c *cli.Context, fqdn string, self []netip.AddrPort, devLoopback
 			MaxBuffered:   c.Int64("max-buffered"),
 			ForwardOrigin: c.Bool("forward-origin"),
 			ForwardFor:    c.Bool("forward-for"),
-			DialContext:   guard.Dialer(c.Duration("dial-timeout")).DialContext,
+			// Every TCP connection to a target, DNS answers and
+			// happy-eyeballs fallbacks included, passes the guard.
+			DialContext:     refuseNumericHosts(guard.Dialer(c.Duration("dial-timeout")).DialContext),
+			TLSClientConfig: tlsConf,
 		},
 	}, nil
 }
 
-func routerConfig(c *cli.Context) router.Config {
-	return router.Config{EstablishTimeout: c.Duration("establish-timeout")}
+// refuseNumericHosts refuses a host name that "ends in a number" (the
+// WHATWG URL rule): 127.1, 2130706433, 0x7f000001, 017700000001. Browsers
+// read these as IPv4 addresses and no public DNS name looks like that
+// (no top-level domain is numeric), so rather than ask DNS about them the
+// relay refuses them outright; an IP literal goes on to the guard.
+func refuseNumericHosts(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err == nil && endsInNumber(host) {
+			if _, perr := netip.ParseAddr(host); perr != nil {
+				return nil, &netguard.BlockedError{Reason: fmt.Sprintf("host %q is a numeric IPv4 spelling, not a DNS name", host)}
+			}
+		}
+		return dial(ctx, network, addr)
+	}
+}
+
+// endsInNumber reports whether host's last label (ignoring one trailing
+// dot) is all decimal digits or a 0x hexadecimal number.
+func endsInNumber(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if last == "" {
+		return false
+	}
+	if rest, ok := strings.CutPrefix(strings.ToLower(last), "0x"); ok {
+		return strings.Trim(rest, "0123456789abcdef") == ""
+	}
+	return strings.Trim(last, "0123456789") == ""
+}
+
+// targetTLS is the TLS client configuration for wss:// targets: the
+// system roots, plus the CAs in caFile if given. Nil means the system
+// roots alone.
+func targetTLS(caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--target-ca: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--target-ca %s: no PEM certificate found", caFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// serverTLS loads --tls-cert and --tls-key; nil when neither is given.
+func serverTLS(c *cli.Context) (*tls.Config, error) {
+	cert, key := c.String("tls-cert"), c.String("tls-key")
+	switch {
+	case cert == "" && key == "":
+		return nil, nil
+	case cert == "" || key == "":
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("loading --tls-cert/--tls-key: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// routerConfig builds the router's configuration from its flags; the
+// client address honours X-Forwarded-For from --trusted-proxy only.
+func routerConfig(c *cli.Context, m *metrics.Metrics) (router.Config, error) {
+	trusted, err := ratelimit.ParsePrefixes(c.StringSlice("trusted-proxy"))
+	if err != nil {
+		return router.Config{}, fmt.Errorf("--trusted-proxy: %w", err)
+	}
+	return router.Config{
+		EstablishTimeout: c.Duration("establish-timeout"),
+		ClientAddr:       ratelimit.ClientAddr(trusted),
+		OnCreate:         m.OnCreate,
+	}, nil
+}
+
+// createLimit wraps /create in the per-client-address rate limit, when
+// --create-rate is set.
+func createLimit(c *cli.Context, h http.Handler, cfg router.Config, m *metrics.Metrics) http.Handler {
+	if c.Float64("create-rate") <= 0 {
+		return h
+	}
+	l := ratelimit.New(ratelimit.Config{Rate: c.Float64("create-rate"), Burst: c.Int("create-burst")})
+	return l.Middleware(h, cfg.ClientAddr, func() { m.LimitRefused(metrics.LimitRate) })
 }
 
 // selfAddrs are the addresses the relay serves on, which it must never
@@ -105,10 +220,10 @@ func selfAddrs(ln net.Listener) []netip.AddrPort {
 func newServer(c *cli.Context, h http.Handler, log *zap.Logger, maxTTL time.Duration) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadHeaderTimeout: c.Duration("read-header-timeout"),
+		ReadTimeout:       c.Duration("read-timeout"),
 		WriteTimeout:      maxTTL + 30*time.Second,
-		IdleTimeout:       120 * time.Second,
+		IdleTimeout:       c.Duration("http-idle-timeout"),
 		MaxHeaderBytes:    c.Int("max-header-bytes"),
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
@@ -116,19 +231,83 @@ func newServer(c *cli.Context, h http.Handler, log *zap.Logger, maxTTL time.Dura
 
 // service is what runs inside a process: a relay, a router, or both.
 type service struct {
-	log   *zap.Logger
-	srv   *http.Server
-	ln    net.Listener
-	relay *relay.Relay // nil in a router
-	// drainTimeout is how long live sessions may go on at shutdown.
-	drainTimeout    time.Duration
-	shutdownTimeout time.Duration
+	log     *zap.Logger
+	srv     *http.Server
+	ln      net.Listener
+	tls     *tls.Config      // nil: plain HTTP
+	relay   *relay.Relay     // nil in a router
+	metrics *metrics.Metrics // never nil
+	// busCheck reports whether the bus answers; nil for the in-process
+	// bus, which always does.
+	busCheck func(context.Context) error
+	// drainTimeout is how long live sessions may go on at shutdown;
+	// closeGrace how long their clients then have to collect the close
+	// message.
+	drainTimeout, closeGrace time.Duration
+	shutdownTimeout          time.Duration
+
+	draining atomic.Bool
 }
 
-// run serves until ctx is done, then shuts down in order: the relay stops
-// taking sessions and lets live ones go on for the drain timeout, then
-// closes the rest with 1001 (their held polls answer with the close
-// message), then the HTTP server finishes in-flight requests.
+// newService builds the process's service: the ops endpoints are added
+// to mux, and every response is counted.
+func newService(c *cli.Context, log *zap.Logger, ln net.Listener, mux *http.ServeMux, rl *relay.Relay, m *metrics.Metrics, maxTTL time.Duration) (*service, error) {
+	tlsConf, err := serverTLS(c)
+	if err != nil {
+		return nil, err
+	}
+	s := &service{
+		log: log, ln: ln, tls: tlsConf, relay: rl, metrics: m,
+		shutdownTimeout: c.Duration("shutdown-timeout"),
+	}
+	if rl != nil {
+		s.drainTimeout = c.Duration("drain-timeout")
+		s.closeGrace = c.Duration("close-grace")
+	}
+	mux.HandleFunc("/healthz", s.healthz)
+	mux.HandleFunc("/readyz", s.readyz)
+	if c.Bool("metrics") {
+		mux.Handle("/metrics", m.Handler())
+	}
+	s.srv = newServer(c, m.Middleware(mux), log, maxTTL)
+	s.srv.TLSConfig = tlsConf
+	return s, nil
+}
+
+// healthz answers 200 while the process runs (liveness).
+func (s *service) healthz(w http.ResponseWriter, _ *http.Request) {
+	plain(w, http.StatusOK, "ok\n")
+}
+
+// readyz answers 200 when the process should get traffic: the bus
+// answers within a second and the process is not draining; 503
+// otherwise (readiness).
+func (s *service) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		plain(w, http.StatusServiceUnavailable, "draining\n")
+		return
+	}
+	if s.busCheck != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		if err := s.busCheck(ctx); err != nil {
+			plain(w, http.StatusServiceUnavailable, "bus unreachable\n")
+			return
+		}
+	}
+	plain(w, http.StatusOK, "ready\n")
+}
+
+func plain(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
+
+// run serves until ctx is done, then shuts down in order (see drain for
+// a relay): the HTTP server stops taking connections and finishes the
+// requests in flight, creates included.
 func (s *service) run(ctx context.Context) error {
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
@@ -146,11 +325,17 @@ func (s *service) run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if s.tls != nil {
+			err = s.srv.ServeTLS(s.ln, "", "")
+		} else {
+			err = s.srv.Serve(s.ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("serving HTTP: %w", err)
 		}
 	}()
-	s.log.Info("listening", zap.String("addr", s.ln.Addr().String()))
+	s.log.Info("listening", zap.String("addr", s.ln.Addr().String()), zap.Bool("tls", s.tls != nil))
 
 	var err error
 	select {
@@ -160,6 +345,8 @@ func (s *service) run(ctx context.Context) error {
 	}
 	if s.relay != nil {
 		s.drain()
+	} else {
+		s.setDraining()
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 	defer cancel()
@@ -167,29 +354,75 @@ func (s *service) run(ctx context.Context) error {
 		s.log.Warn("HTTP shutdown", zap.Error(serr))
 		s.srv.Close()
 	}
+	s.log.Info("HTTP server stopped")
+	if s.relay != nil {
+		// Every session has ended; this waits for their goroutines.
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if cerr := s.relay.Shutdown(cctx); cerr != nil {
+			s.log.Warn("closing sessions", zap.Error(cerr))
+		}
+		cancel()
+	}
 	stopRun()
 	wg.Wait()
+	s.log.Info("stopped")
 	return err
 }
 
+// drain runs a relay's graceful shutdown while HTTP is still served:
+//  1. the relay says it is draining on the bus at once, so routers stop
+//     picking it, and refuses new sessions;
+//  2. live sessions go on until they end or the drain timeout;
+//  3. the rest end with 1001: the target gets a close frame, a held poll
+//     answers the close message at once;
+//  4. clients have the close grace to collect their close message (a
+//     session is forgotten once its close message is delivered or acked).
 func (s *service) drain() {
 	dctx, cancel := context.WithTimeout(context.Background(), s.drainTimeout)
 	defer cancel()
 	s.relay.Drain(dctx)
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for s.relay.Registry().Len() > 0 {
-		select {
-		case <-dctx.Done():
-			s.log.Info("drain timeout: closing the remaining sessions", zap.Int("sessions", s.relay.Registry().Len()))
-		case <-t.C:
-			continue
-		}
-		break
+	// Only now is /readyz 503: by then routers already skip this relay.
+	s.setDraining()
+	reg := s.relay.Registry()
+	if !waitUntil(dctx, func() bool { return reg.Len() == 0 }) {
+		s.log.Info("drain timeout: closing the remaining sessions with 1001", zap.Int("sessions", reg.Len()))
 	}
-	sctx, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	reg.EndAll(1001, "relay shutting down")
+	gctx, cancel2 := context.WithTimeout(context.Background(), s.closeGrace)
 	defer cancel2()
-	if err := s.relay.Shutdown(sctx); err != nil {
-		s.log.Warn("closing sessions", zap.Error(err))
+	if !waitUntil(gctx, func() bool { return registered(reg) == 0 }) {
+		s.log.Info("close grace over: stopping HTTP", zap.Int("uncollected", registered(reg)))
 	}
+}
+
+// setDraining turns /readyz to 503 and polysocket_draining to 1.
+func (s *service) setDraining() {
+	s.draining.Store(true)
+	s.metrics.SetDraining(true)
+}
+
+// registered counts the sessions the registry still knows, ended ones
+// waiting for their close message to be collected included.
+func registered(reg *session.Registry) int {
+	n := 0
+	reg.Range(func(*session.Session) bool {
+		n++
+		return true
+	})
+	return n
+}
+
+// waitUntil polls cond every 50ms until it holds (true) or ctx is done
+// (false).
+func waitUntil(ctx context.Context, cond func() bool) bool {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return cond()
+		case <-t.C:
+		}
+	}
+	return true
 }

@@ -49,6 +49,8 @@ type Config struct {
 	// TLSClientConfig is used for wss:// targets; nil means the system
 	// roots.
 	TLSClientConfig *tls.Config
+	// Counters, if set, count the sessions' traffic (see metrics.go).
+	Counters Counters
 	// OnEnd, if set, is called once for every session that ends, after
 	// its target connection is closed, from a goroutine the Registry
 	// owns. The relay releases the token's count here.

@@ -71,7 +71,12 @@ func (s *Session) Poll(ctx context.Context, req PollRequest) (Batch, error) {
 		s.mu.Unlock()
 	}()
 
-	var timer *time.Timer
+	var timer *time.Timer // set once the poll waits: it counts as held
+	defer func() {
+		if timer != nil {
+			s.cfg.Counters.pollHeld(-1)
+		}
+	}()
 	for {
 		if s.removed {
 			s.mu.Unlock()
@@ -92,6 +97,7 @@ func (s *Session) Poll(ctx context.Context, req PollRequest) (Batch, error) {
 		if timer == nil {
 			timer = time.NewTimer(req.TTL)
 			defer timer.Stop()
+			s.cfg.Counters.pollHeld(1)
 		}
 		ch := s.waitChLocked()
 		s.mu.Unlock()

@@ -162,23 +162,6 @@ func (r *Registry) remove(s *Session) {
 	r.uniqs.Delete(s.Uniq)
 }
 
-// goLocked runs f in a goroutine the registry waits for on Close. It
-// reports false, without running f, once Close has begun.
-func (r *Registry) goTracked(f func()) bool {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return false
-	}
-	r.wg.Add(1)
-	r.mu.Unlock()
-	go func() {
-		defer r.wg.Done()
-		f()
-	}()
-	return true
-}
-
 func (r *Registry) isClosed() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -193,7 +176,7 @@ func (r *Registry) Close(ctx context.Context, code int, reason string) error {
 	r.closed = true
 	r.mu.Unlock()
 	r.Range(func(s *Session) bool {
-		s.end(code, reason, websocket.StatusCode(code), reason, true)
+		s.end(CauseShutdown, code, reason, websocket.StatusCode(code), reason, true)
 		return true
 	})
 	done := make(chan struct{})
@@ -219,7 +202,7 @@ func (r *Registry) Close(ctx context.Context, code int, reason string) error {
 // EndAll ends every live session like Close but keeps the registry open.
 func (r *Registry) EndAll(code int, reason string) {
 	r.Range(func(s *Session) bool {
-		s.end(code, reason, websocket.StatusCode(code), reason, true)
+		s.end(CauseShutdown, code, reason, websocket.StatusCode(code), reason, true)
 		return true
 	})
 }

@@ -122,8 +122,9 @@ func (s *Session) applyLocked(more, binary bool, data []byte) error {
 	defer cancel()
 	if err := s.conn.Write(wctx, typ, msg); err != nil {
 		s.log.Debug("write to target failed", zap.Error(err))
-		s.end(int(websocket.StatusAbnormalClosure), "writing to the target failed", 0, "", false)
+		s.end(CauseWrite, int(websocket.StatusAbnormalClosure), "writing to the target failed", 0, "", false)
 		return ErrClosed
 	}
+	s.cfg.Counters.toTarget(len(msg))
 	return nil
 }

@@ -51,6 +51,7 @@ type Session struct {
 	ending   bool          // the close message is queued
 	closeSeq int64
 	endCode  int
+	cause    Cause // why the session ended; see metrics.go
 	removed  bool
 	active   int       // requests in progress
 	lastEnd  time.Time // when the last request ended
@@ -125,7 +126,7 @@ func (s *Session) readLoop() {
 		typ, data, err := s.conn.Read(s.ctx)
 		if err != nil {
 			code, reason := readErrorCode(err)
-			s.end(code, reason, 0, "", false)
+			s.end(CauseTarget, code, reason, 0, "", false)
 			return
 		}
 		kind := Text
@@ -140,6 +141,7 @@ func (s *Session) readLoop() {
 			s.notifyLocked()
 		}
 		s.mu.Unlock()
+		s.cfg.Counters.fromTarget(len(data))
 	}
 }
 
@@ -155,11 +157,11 @@ func readErrorCode(err error) (int, string) {
 	return int(websocket.StatusAbnormalClosure), ""
 }
 
-// end ends the session once: it queues the close message (code, reason)
-// for the client and closes the target connection: with a close frame
-// (targetCode, targetReason) when graceful, at once otherwise. It reports
-// whether this call ended the session.
-func (s *Session) end(code int, reason string, targetCode websocket.StatusCode, targetReason string, graceful bool) bool {
+// end ends the session once, for cause: it queues the close message
+// (code, reason) for the client and closes the target connection: with a
+// close frame (targetCode, targetReason) when graceful, at once
+// otherwise. It reports whether this call ended the session.
+func (s *Session) end(cause Cause, code int, reason string, targetCode websocket.StatusCode, targetReason string, graceful bool) bool {
 	s.mu.Lock()
 	if s.ending {
 		s.mu.Unlock()
@@ -167,13 +169,14 @@ func (s *Session) end(code int, reason string, targetCode websocket.StatusCode, 
 	}
 	s.ending = true
 	s.endCode = code
+	s.cause = cause
 	s.closeSeq = s.nextSeq
 	s.nextSeq++
 	s.queue = append(s.queue, &Message{Seq: s.closeSeq, Kind: Close, Code: code, Reason: reason})
 	s.notifyLocked()
 	if s.active == 0 {
 		s.lastEnd = time.Now()
-		s.idle.Reset(s.cfg.CloseGrace)
+		s.idle.Reset(s.timeoutLocked())
 	}
 	if s.ping != nil {
 		s.ping.Stop()
@@ -218,7 +221,7 @@ func (s *Session) Done() <-chan struct{} { return s.ctx.Done() }
 func (s *Session) CloseByClient(code int, reason string) error {
 	s.beginRequest()
 	defer s.endRequest()
-	if !s.end(code, reason, websocket.StatusCode(code), reason, true) {
+	if !s.end(CauseClient, code, reason, websocket.StatusCode(code), reason, true) {
 		return ErrClosed
 	}
 	return nil
@@ -226,7 +229,7 @@ func (s *Session) CloseByClient(code int, reason string) error {
 
 // Shutdown ends the session with code for both sides.
 func (s *Session) Shutdown(code int, reason string) {
-	s.end(code, reason, websocket.StatusCode(code), reason, true)
+	s.end(CauseShutdown, code, reason, websocket.StatusCode(code), reason, true)
 }
 
 // beginRequest and endRequest bracket every client request, so the idle
@@ -248,9 +251,11 @@ func (s *Session) endRequest() {
 }
 
 // timeoutLocked is how long the session may go without requests: the
-// idle timeout while live, the close grace once ended.
+// idle timeout while live or while an ended session still holds data
+// for its client (a slow client must not lose the messages queued ahead
+// of the close), the close grace once only the close message is left.
 func (s *Session) timeoutLocked() time.Duration {
-	if s.ending {
+	if s.ending && len(s.queue) <= 1 {
 		return s.cfg.CloseGrace
 	}
 	return s.cfg.IdleTimeout
@@ -270,7 +275,7 @@ func (s *Session) onIdleTimer() {
 	ending := s.ending
 	s.mu.Unlock()
 	if !ending {
-		s.end(int(websocket.StatusGoingAway), "idle timeout", websocket.StatusGoingAway, "client idle", true)
+		s.end(CauseIdle, int(websocket.StatusGoingAway), "idle timeout", websocket.StatusGoingAway, "client idle", true)
 		return
 	}
 	s.removeNow()
@@ -323,7 +328,7 @@ func (s *Session) onPingTimer() {
 		s.mu.Unlock()
 		if missed && s.ctx.Err() == nil {
 			s.log.Debug("target missed a pong", zap.Error(err))
-			s.end(int(websocket.StatusAbnormalClosure), "target did not answer a ping", 0, "", false)
+			s.end(CausePing, int(websocket.StatusAbnormalClosure), "target did not answer a ping", 0, "", false)
 			return
 		}
 	}

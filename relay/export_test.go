@@ -1,0 +1,12 @@
+package relay
+
+import (
+	"github.com/polysocket/polysocket/control"
+	"github.com/polysocket/polysocket/jsonp"
+	"github.com/polysocket/polysocket/session"
+)
+
+// ParseSend exposes parseSend to the fuzz tests of package relay_test.
+func (r *Relay) ParseSend(p jsonp.Params) (session.SendRequest, control.Code, string) {
+	return r.parseSend(p)
+}

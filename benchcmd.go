@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -24,11 +26,13 @@ func benchCommand() *cli.Command {
 		Description: "Examples:\n" +
 			"   polysocket bench --spawn -c 100 --direct          # echo through a relay it starts, with the WebSocket baseline\n" +
 			"   polysocket bench --mode stream -c 100 --rate 100  # against a running `polysocket both --create-rate 0`\n" +
-			"   polysocket bench --mode idle -c 1000 --spawn --duration 30s\n\n" +
+			"   polysocket bench --mode idle -c 1000 --spawn --duration 30s\n" +
+			"   polysocket bench --router http://127.0.0.1:8081 --router http://127.0.0.1:8083 -c 100  # a cluster: creates alternate\n" +
+			"   polysocket bench chart --out docs/bench-echo.png bench-results/echo-c*.json  # the chart (scripts/bench.sh runs it all)\n\n" +
 			"A relay under test needs --create-rate 0 (no per-address limit on /create): every session comes from one address.\n" +
 			"Stream latency is queueing in the relay's buffer unless --rate paces the target below what the relay delivers.",
 		Flags: append(logFlags(),
-			&cli.StringFlag{Name: "router", Value: "http://127.0.0.1:8080", Usage: "the router's base URL"},
+			&cli.StringSliceFlag{Name: "router", Usage: "the router's base URL (default http://127.0.0.1:8080); repeatable: sessions are created on each router in turn"},
 			&cli.StringFlag{Name: "token", Value: "dev", Usage: "token sent to /create"},
 			&cli.StringFlag{Name: "mode", Value: "echo", Usage: "echo (lockstep round trips), stream (the target pushes) or idle (parked polls; relay RSS)"},
 			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: 1, Usage: "number of sessions"},
@@ -44,7 +48,8 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "create-parallel", Value: 64, Usage: "most /create requests at once"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write the bench process's CPU profile to this file"},
 		),
-		Action: runBench,
+		Action:      runBench,
+		Subcommands: []*cli.Command{benchChartCommand()},
 	}
 }
 
@@ -55,7 +60,7 @@ func runBench(c *cli.Context) error {
 	}
 	defer func() { _ = log.Sync() }()
 	cfg := bench.Config{
-		Router:         c.String("router"),
+		Routers:        c.StringSlice("router"),
 		Token:          c.String("token"),
 		Mode:           bench.Mode(c.String("mode")),
 		Concurrency:    c.Int("concurrency"),
@@ -75,7 +80,7 @@ func runBench(c *cli.Context) error {
 			return err
 		}
 		defer child.stop()
-		cfg.Router, cfg.RelayPID = child.url, child.cmd.Process.Pid
+		cfg.Router, cfg.Routers, cfg.RelayPID = child.url, nil, child.cmd.Process.Pid
 	}
 	b, err := bench.New(cfg, log.Named("bench"))
 	if err != nil {
@@ -168,4 +173,48 @@ func (ch *child) stop() {
 		_ = ch.cmd.Process.Kill()
 		<-ch.exited
 	}
+}
+
+// benchChartCommand is `polysocket bench chart`: the figure of
+// docs/BENCHMARKS.md from saved `bench --json` echo results.
+func benchChartCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "chart",
+		Usage:     "draw msgs/s and RTT p99 against concurrency from `bench --json` echo results as a PNG",
+		ArgsUsage: "RESULT.json...",
+		Description: "Each file is one `polysocket bench --mode echo --direct --json` run, one per concurrency;\n" +
+			"results of other modes are skipped, so a whole results folder may be given.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "out", Value: "docs/bench-echo.png", Usage: "the PNG file to write"},
+			&cli.StringFlag{Name: "title", Usage: "the chart's title (default: names the message size)"},
+		},
+		Action: runBenchChart,
+	}
+}
+
+func runBenchChart(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return errors.New("bench chart: give the JSON result files")
+	}
+	var reps []*bench.Report
+	for _, path := range c.Args().Slice() {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("bench chart: %w", err)
+		}
+		var r bench.Report
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("bench chart: %s: %w", path, err)
+		}
+		reps = append(reps, &r)
+	}
+	var buf bytes.Buffer
+	if err := bench.WriteChart(&buf, reps, c.String("title")); err != nil {
+		return err
+	}
+	// Rendered before the file is opened: bad input leaves the old chart.
+	if err := os.WriteFile(c.String("out"), buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("bench chart: %w", err)
+	}
+	return nil
 }

@@ -28,6 +28,10 @@ const (
 type Config struct {
 	// Router is the router's base URL. Default http://127.0.0.1:8080.
 	Router string
+	// Routers, when not empty, are the base URLs of several routers (a
+	// cluster): sessions are created on them in turn, and Router is not
+	// used. Default: Router alone.
+	Routers []string
 	// Token is sent to /create. Default "dev".
 	Token string
 	// Mode is the workload. Default echo.
@@ -66,6 +70,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Router == "" {
 		c.Router = "http://127.0.0.1:8080"
+	}
+	if len(c.Routers) == 0 {
+		c.Routers = []string{c.Router}
 	}
 	if c.Token == "" {
 		c.Token = "dev"
@@ -106,9 +113,11 @@ func (c Config) validate() error {
 	if c.Concurrency < 0 || c.Size < 0 || c.Duration < 0 || c.Warmup < 0 || c.Rate < 0 || c.CreateParallel < 0 {
 		return errors.New("concurrency, size, duration, warmup, rate and create parallelism must not be negative")
 	}
-	u, err := url.Parse(c.Router)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("router %q is not an http(s) URL", c.Router)
+	for _, r := range c.Routers {
+		u, err := url.Parse(r)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("router %q is not an http(s) URL", r)
+		}
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,14 +20,18 @@ import (
 // connection per request in flight, like a browser holding a session.
 type protoClient struct {
 	hc      *http.Client
-	router  *url.URL
+	routers []*url.URL // /create goes to each in turn
+	next    atomic.Uint64
 	token   string
 	timeout time.Duration
 	bufs    sync.Pool // *bytes.Buffer for response bodies
 }
 
 func newProtoClient(cfg Config) *protoClient {
-	u, _ := url.Parse(cfg.Router) // validated
+	routers := make([]*url.URL, len(cfg.Routers))
+	for i, r := range cfg.Routers {
+		routers[i], _ = url.Parse(r) // validated
+	}
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -44,7 +49,7 @@ func newProtoClient(cfg Config) *protoClient {
 	}
 	return &protoClient{
 		hc:      &http.Client{Transport: tr, Timeout: cfg.PollTTL + cfg.Timeout},
-		router:  u,
+		routers: routers,
 		token:   cfg.Token,
 		timeout: cfg.Timeout,
 		bufs:    sync.Pool{New: func() any { return new(bytes.Buffer) }},
@@ -83,10 +88,10 @@ func (e *statusError) Error() string {
 	return fmt.Sprintf("%s: HTTP %d: %s", e.op, e.status, e.body)
 }
 
-// get sends a GET to the router and decodes a JSON answer into v when
-// the status is want.
-func (p *protoClient) get(ctx context.Context, op, pathQuery string, want int, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.router.Scheme+"://"+p.router.Host+pathQuery, nil)
+// get sends a GET to router and decodes a JSON answer into v when the
+// status is want.
+func (p *protoClient) get(ctx context.Context, router *url.URL, op, pathQuery string, want int, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, router.Scheme+"://"+router.Host+pathQuery, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -149,13 +154,14 @@ func (s *psession) release() {
 	s.sendConn.close()
 }
 
-// create opens a session to target.
+// create opens a session to target, on the routers in turn.
 func (p *protoClient) create(ctx context.Context, target string) (*psession, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
+	router := p.routers[(p.next.Add(1)-1)%uint64(len(p.routers))]
 	q := url.Values{"from": {"polysocket-bench"}, "target": {target}, "token": {p.token}}
 	var r createReply
-	err := p.get(ctx, "create", "/create?"+q.Encode(), http.StatusOK, &r)
+	err := p.get(ctx, router, "create", "/create?"+q.Encode(), http.StatusOK, &r)
 	if err != nil {
 		return nil, err
 	}
@@ -165,8 +171,8 @@ func (p *protoClient) create(ctx context.Context, target string) (*psession, err
 	return &psession{
 		p:        p,
 		socket:   r.Socket,
-		pollConn: newHconn(p.router.Scheme, r.FQDN),
-		sendConn: newHconn(p.router.Scheme, r.FQDN),
+		pollConn: newHconn(router.Scheme, r.FQDN),
+		sendConn: newHconn(router.Scheme, r.FQDN),
 	}, nil
 }
 

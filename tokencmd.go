@@ -51,14 +51,14 @@ func tokenCommand() *cli.Command {
 				Name:   "list",
 				Usage:  "list the tokens with their live connection counts",
 				Flags:  []cli.Flag{redis, jsonOut},
-				Action: tokenList,
+				Action: withTokenBus(0, tokenList),
 			},
 			{
 				Name:      "show",
 				Usage:     "show one token and its live connection count",
 				ArgsUsage: "NAME",
 				Flags:     []cli.Flag{redis, jsonOut},
-				Action:    tokenShow,
+				Action:    withTokenBus(1, tokenShow),
 			},
 			{
 				Name:      "remove",
@@ -66,7 +66,7 @@ func tokenCommand() *cli.Command {
 				Usage:     "delete a token; sessions it opened keep running",
 				ArgsUsage: "NAME",
 				Flags:     []cli.Flag{redis, jsonOut},
-				Action:    tokenRemove,
+				Action:    withTokenBus(1, tokenRemove),
 			},
 		},
 	}
@@ -184,16 +184,34 @@ func tokenAdd(c *cli.Context) error {
 	return showToken(ctx, c.App.Writer, bus, t, a.json)
 }
 
-func tokenList(c *cli.Context) error {
-	a, err := parseTokenArgs(c, 0)
-	if err != nil {
-		return err
+// withTokenBus makes the action of a subcommand that needs nothing
+// checked before it connects: it parses the arguments (positional of
+// them) and runs f with a bus on the routers' Redis, closed after.
+func withTokenBus(positional int, f func(c *cli.Context, a tokenArgs, bus *redisbus.Bus) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		a, err := parseTokenArgs(c, positional)
+		if err != nil {
+			return err
+		}
+		bus, err := openTokenBus(a)
+		if err != nil {
+			return err
+		}
+		defer bus.Close()
+		return f(c, a, bus)
 	}
-	bus, err := openTokenBus(a)
-	if err != nil {
-		return err
+}
+
+// notFound names the token in a not-found error, and passes other
+// errors on.
+func notFound(err error, name string) error {
+	if errors.Is(err, token.ErrNotFound) {
+		return fmt.Errorf("token %q not found", name)
 	}
-	defer bus.Close()
+	return err
+}
+
+func tokenList(c *cli.Context, a tokenArgs, bus *redisbus.Bus) error {
 	tokens, err := bus.ListTokens(c.Context)
 	if err != nil {
 		return err
@@ -219,48 +237,23 @@ func tokenList(c *cli.Context) error {
 	return tw.Flush()
 }
 
-func tokenShow(c *cli.Context) error {
-	a, err := parseTokenArgs(c, 1)
-	if err != nil {
-		return err
-	}
-	bus, err := openTokenBus(a)
-	if err != nil {
-		return err
-	}
-	defer bus.Close()
+func tokenShow(c *cli.Context, a tokenArgs, bus *redisbus.Bus) error {
 	t, err := bus.Token(c.Context, a.pos[0])
-	if errors.Is(err, token.ErrNotFound) {
-		return fmt.Errorf("token %q not found", a.pos[0])
-	}
 	if err != nil {
-		return err
+		return notFound(err, a.pos[0])
 	}
 	return showToken(c.Context, c.App.Writer, bus, t, a.json)
 }
 
-func tokenRemove(c *cli.Context) error {
-	a, err := parseTokenArgs(c, 1)
-	if err != nil {
-		return err
-	}
-	bus, err := openTokenBus(a)
-	if err != nil {
-		return err
-	}
-	defer bus.Close()
+func tokenRemove(c *cli.Context, a tokenArgs, bus *redisbus.Bus) error {
 	name := a.pos[0]
-	err = bus.DeleteToken(c.Context, name)
-	if errors.Is(err, token.ErrNotFound) {
-		return fmt.Errorf("token %q not found", name)
-	}
-	if err != nil {
-		return err
+	if err := bus.DeleteToken(c.Context, name); err != nil {
+		return notFound(err, name)
 	}
 	if a.json {
 		return writeJSON(c.App.Writer, map[string]string{"removed": name})
 	}
-	_, err = fmt.Fprintf(c.App.Writer, "removed token %s\n", name)
+	_, err := fmt.Fprintf(c.App.Writer, "removed token %s\n", name)
 	return err
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/polysocket/polysocket/internal/proctest"
 	"github.com/polysocket/polysocket/internal/testenv"
 	"github.com/polysocket/polysocket/redisbus"
 )
@@ -29,7 +30,7 @@ const (
 type cluster struct {
 	t        testing.TB
 	redisURL string
-	routers  []*proc
+	routers  []*proctest.Proc
 	relays   []*relayProc
 	target   *testenv.Target
 	http     *http.Client
@@ -38,12 +39,12 @@ type cluster struct {
 
 // relayProc is a relay process and its name on the bus.
 type relayProc struct {
-	*proc
+	*proctest.Proc
 	id string
 }
 
 // base is the relay's URL as the test reaches it.
-func (r *relayProc) base() string { return "http://" + r.addr }
+func (r *relayProc) base() string { return r.URL() }
 
 // startCluster starts routers and relays on redisURL, and waits until
 // every relay is registered.
@@ -67,15 +68,17 @@ func startCluster(t testing.TB, redisURL string, routers, relays int) *cluster {
 	t.Cleanup(bus.Close)
 	c.bus = bus
 	for i := range relays {
-		c.relays = append(c.relays, c.startRelay(t, "relay-"+strconv.Itoa(i), freeAddr(t)))
+		c.relays = append(c.relays, c.startRelay(t, "relay-"+strconv.Itoa(i), proctest.FreeAddr(t)))
 	}
 	for i := range routers {
-		addr := freeAddr(t)
-		c.routers = append(c.routers, startProc(t, "router-"+strconv.Itoa(i), addr, "router",
-			"--redis", redisURL, "--listen", addr,
-			// Every test create comes from 127.0.0.1, far beyond the
-			// per-address rate meant for browsers.
-			"--create-rate", "0"))
+		addr := proctest.FreeAddr(t)
+		c.routers = append(c.routers, proctest.Start(t, proctest.Options{
+			Name: "router-" + strconv.Itoa(i), Addr: addr,
+			Args: []string{"router", "--redis", redisURL,
+				// Every test create comes from 127.0.0.1, far beyond the
+				// per-address rate meant for browsers.
+				"--create-rate", "0"},
+		}))
 	}
 	// Runs before each process's own cleanup: all stop at once, which
 	// saves the relays' drain time over a sequence. The client's idle
@@ -83,11 +86,11 @@ func startCluster(t testing.TB, redisURL string, routers, relays int) *cluster {
 	// that never sent a request up to 5s before it counts as idle.
 	t.Cleanup(func() {
 		c.http.CloseIdleConnections()
-		procs := append([]*proc(nil), c.routers...)
+		procs := append([]*proctest.Proc(nil), c.routers...)
 		for _, r := range c.relays {
-			procs = append(procs, r.proc)
+			procs = append(procs, r.Proc)
 		}
-		parallel(len(procs), len(procs), func(i int) { procs[i].stop() })
+		parallel(len(procs), len(procs), func(i int) { procs[i].Stop() })
 	})
 	waitFor(t, registerWait, fmt.Sprintf("%d relays to register", relays), func() bool {
 		return len(c.liveRelays()) == relays
@@ -99,13 +102,13 @@ func startCluster(t testing.TB, redisURL string, routers, relays int) *cluster {
 // also its fqdn.
 func (c *cluster) startRelay(t testing.TB, id, addr string) *relayProc {
 	t.Helper()
-	p := startProc(t, id, addr, "relay",
-		"--redis", c.redisURL, "--listen", addr, "--fqdn", addr, "--id", id,
+	p := proctest.Start(t, proctest.Options{Name: id, Addr: addr, Args: []string{"relay",
+		"--redis", c.redisURL, "--fqdn", addr, "--id", id,
 		"--capacity", strconv.Itoa(relayCapacity), "--allow-private",
 		// Sessions outlive a SIGTERM by this much; the tests end with
 		// live sessions.
-		"--drain-timeout", "1s")
-	return &relayProc{proc: p, id: id}
+		"--drain-timeout", "1s"}})
+	return &relayProc{Proc: p, id: id}
 }
 
 // liveRelays are the ids of the relays registered on the bus; nil when
@@ -126,7 +129,7 @@ func (c *cluster) liveRelays() map[string]bool {
 
 // client is a protocol client of router i for token tok.
 func (c *cluster) client(i int, tok string) *testenv.Client {
-	return &testenv.Client{Base: "http://" + c.routers[i].addr, HTTP: c.http, Token: tok}
+	return &testenv.Client{Base: c.routers[i].URL(), HTTP: c.http, Token: tok}
 }
 
 // create asks router i for a session to the echo target.

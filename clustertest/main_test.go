@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/polysocket/polysocket/internal/proctest"
 )
 
 func TestMain(m *testing.M) {
@@ -14,7 +16,7 @@ func TestMain(m *testing.M) {
 		// (cluster.go, _refresh); Close does not stop it.
 		goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*clusterClient)._refresh.func2"),
 		goleak.Cleanup(func(code int) {
-			removeBinary()
+			proctest.RemoveBuild()
 			os.Exit(code)
 		}))
 }

@@ -59,7 +59,7 @@ func TestRelayKilled(t *testing.T) {
 	if len(mine) == 0 {
 		t.Fatalf("no session on %s: %v", victim.id, byRelay(sessions))
 	}
-	victim.kill9()
+	victim.Kill9()
 
 	// Its sessions' requests fail: nothing listens there any more.
 	for _, s := range mine {
@@ -100,8 +100,8 @@ func TestRelayRestartedSameID(t *testing.T) {
 	if lost == 0 {
 		t.Fatalf("no session on %s: %v", victim.id, byRelay(sessions))
 	}
-	victim.kill9()
-	reborn := c.startRelay(t, victim.id, victim.addr)
+	victim.Kill9()
+	reborn := c.startRelay(t, victim.id, victim.Addr())
 	want := len(sessions) - lost
 	waitFor(t, 10*time.Second, fmt.Sprintf("the token count to drop to %d", want), func() bool {
 		n, err := tokenConnections(t, rs.URL(), appToken)
@@ -213,7 +213,7 @@ func TestRedisOutage(t *testing.T) {
 
 func TestRouterKilled(t *testing.T) {
 	_, c := startSingle(t)
-	c.routers[0].kill9()
+	c.routers[0].Kill9()
 	if _, err := c.create(0, appToken); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("create through the killed router: %v, want connection refused", err)
 	}

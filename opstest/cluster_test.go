@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/polysocket/polysocket/internal/proctest"
 	"github.com/polysocket/polysocket/internal/redistest"
 	"github.com/polysocket/polysocket/internal/testenv"
 )
@@ -22,7 +23,7 @@ func addToken(t *testing.T, redisURL, name string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, binary(t), "token", "add", name, "--target", "ws://127.0.0.1:*",
+	out, err := exec.CommandContext(ctx, proctest.Build(t), "token", "add", name, "--target", "ws://127.0.0.1:*",
 		"--origin", "*", "--redis", redisURL).CombinedOutput()
 	if err != nil {
 		t.Fatalf("token add: %v\n%s", err, out)
@@ -73,16 +74,16 @@ func TestClusterDrain(t *testing.T) {
 	echo := testenv.NewTarget(t, testenv.TargetOptions{})
 	held, arrived, release := heldTarget(t)
 
-	startRelay := func(name string) *proc {
-		addr := freeAddr(t)
+	startRelay := func(name string) *proctest.Proc {
+		addr := proctest.FreeAddr(t)
 		port := addr[strings.LastIndexByte(addr, ':')+1:]
-		return startProc(t, addr, procOptions{}, "relay", "--redis", rs.URL(), "--id", name,
+		return startProc(t, proctest.Options{Addr: addr}, "relay", "--redis", rs.URL(), "--id", name,
 			"--fqdn", name+".localhost:"+port, "--allow-cidr", "127.0.0.0/8",
 			"--drain-timeout", "4s", "--close-grace", "1s")
 	}
-	relays := map[string]*proc{"ra": startRelay("ra"), "rb": startRelay("rb")}
-	router := startProc(t, freeAddr(t), procOptions{}, "router", "--redis", rs.URL(), "--create-rate", "0")
-	cl := &testenv.Client{Base: router.url(), HTTP: router.client, Token: "t"}
+	relays := map[string]*proctest.Proc{"ra": startRelay("ra"), "rb": startRelay("rb")}
+	router := startProc(t, proctest.Options{}, "router", "--redis", rs.URL(), "--create-rate", "0")
+	cl := &testenv.Client{Base: router.URL(), HTTP: router.Client(), Token: "t"}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -99,7 +100,7 @@ func TestClusterDrain(t *testing.T) {
 		if p == nil {
 			t.Fatalf("create answered unknown relay fqdn %q", r.FQDN)
 		}
-		c := &testenv.Client{Base: cl.Base, Relay: p.url(), HTTP: router.client}
+		c := &testenv.Client{Base: cl.Base, Relay: p.URL(), HTTP: router.Client()}
 		return name, &testenv.Session{C: c, Socket: r.Socket}
 	}
 	// Open sessions until one lives on ra (both relays start empty; the
@@ -116,9 +117,9 @@ func TestClusterDrain(t *testing.T) {
 		t.Fatal("no session landed on relay ra")
 	}
 
-	relays["ra"].signal(t, syscall.SIGTERM)
-	waitFor(t, 2*time.Second, "ra /readyz 503", func() bool {
-		resp, err := relays["ra"].client.Get(relays["ra"].url() + "/readyz")
+	relays["ra"].Signal(t, syscall.SIGTERM)
+	testenv.WaitFor(t, 2*time.Second, "ra /readyz 503", func() bool {
+		resp, err := relays["ra"].Client().Get(relays["ra"].URL() + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -143,7 +144,7 @@ func TestClusterDrain(t *testing.T) {
 	if len(got) != 1 || got[0].Type != "close" || got[0].Code != 1001 {
 		t.Fatalf("after the drain timeout: %+v, want close 1001", got)
 	}
-	if err := relays["ra"].waitExit(t, 15*time.Second); err != nil {
+	if err := relays["ra"].WaitExit(t, 15*time.Second); err != nil {
 		t.Errorf("ra exit: %v", err)
 	}
 
@@ -162,9 +163,9 @@ func TestClusterDrain(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the held target never saw the handshake")
 	}
-	router.signal(t, syscall.SIGTERM)
-	waitFor(t, 5*time.Second, "the router to stop taking connections", func() bool {
-		c, err := net.DialTimeout("tcp", router.addr, time.Second)
+	router.Signal(t, syscall.SIGTERM)
+	testenv.WaitFor(t, 5*time.Second, "the router to stop taking connections", func() bool {
+		c, err := net.DialTimeout("tcp", router.Addr(), time.Second)
 		if err != nil {
 			return true
 		}
@@ -176,7 +177,7 @@ func TestClusterDrain(t *testing.T) {
 	if res.err != nil || !res.r.OK {
 		t.Fatalf("create in flight at SIGTERM: %+v, %v", res.r, res.err)
 	}
-	if err := router.waitExit(t, 15*time.Second); err != nil {
+	if err := router.WaitExit(t, 15*time.Second); err != nil {
 		t.Errorf("router exit: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/polysocket/polysocket/internal/proctest"
 	"github.com/polysocket/polysocket/internal/testenv"
 )
 
@@ -115,9 +116,9 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	)
 	rec := &received{got: make(map[string]bool)}
 	target := testenv.NewTarget(t, testenv.TargetOptions{Handle: rec.echoRecording})
-	p := startProc(t, freeAddr(t), procOptions{}, "both", "--echo=false", "--create-rate", "0",
+	p := startProc(t, proctest.Options{}, "both", "--echo=false", "--create-rate", "0",
 		"--drain-timeout", drainTimeout.String(), "--close-grace", closeGrace.String())
-	cl := &testenv.Client{Base: p.url(), HTTP: p.client}
+	cl := &testenv.Client{Base: p.URL(), HTTP: p.Client()}
 
 	clients := make([]*drainClient, sessions)
 	for i := range clients {
@@ -134,7 +135,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		}()
 	}
 	// Every session has done a round trip, and goes on doing them.
-	waitFor(t, 20*time.Second, "every session to echo", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "every session to echo", func() bool {
 		for i := range clients {
 			if !rec.has(fmt.Sprintf("s%d-m2", i)) {
 				return false
@@ -143,13 +144,13 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		return true
 	})
 
-	p.signal(t, syscall.SIGTERM)
+	p.Signal(t, syscall.SIGTERM)
 	termAt := time.Now()
 
 	// At once: not ready, and no new session (the relay re-registered as
 	// draining).
-	waitFor(t, time.Second, "/readyz 503", func() bool {
-		resp, err := p.client.Get(p.url() + "/readyz")
+	testenv.WaitFor(t, time.Second, "/readyz 503", func() bool {
+		resp, err := p.Client().Get(p.URL() + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -169,7 +170,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	_ = accepted // read only after wg.Wait below
 
 	wg.Wait()
-	if err := p.waitExit(t, drainTimeout+closeGrace+10*time.Second); err != nil {
+	if err := p.WaitExit(t, drainTimeout+closeGrace+10*time.Second); err != nil {
 		t.Errorf("exit: %v", err)
 	}
 	took := time.Since(termAt)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/polysocket/polysocket/internal/proctest"
 	"github.com/polysocket/polysocket/internal/testenv"
 )
 
@@ -17,8 +18,8 @@ import (
 // than --read-header-timeout allows: the server closes the connection
 // before the headers are done.
 func TestSlowlorisCutOff(t *testing.T) {
-	p := startProc(t, freeAddr(t), procOptions{}, "both", "--echo=false", "--read-header-timeout", "1s")
-	conn, err := net.DialTimeout("tcp", p.addr, 5*time.Second)
+	p := startProc(t, proctest.Options{}, "both", "--echo=false", "--read-header-timeout", "1s")
+	conn, err := net.DialTimeout("tcp", p.Addr(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,8 +53,8 @@ func TestSlowlorisCutOff(t *testing.T) {
 // TestHeaderCap answers a request line and headers over
 // --max-header-bytes with 431.
 func TestHeaderCap(t *testing.T) {
-	p := startProc(t, freeAddr(t), procOptions{}, "both", "--echo=false", "--max-header-bytes", "4096")
-	resp, err := p.client.Get(p.url() + "/create?target=" + strings.Repeat("a", 16<<10))
+	p := startProc(t, proctest.Options{}, "both", "--echo=false", "--max-header-bytes", "4096")
+	resp, err := p.Client().Get(p.URL() + "/create?target=" + strings.Repeat("a", 16<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,9 +67,9 @@ func TestHeaderCap(t *testing.T) {
 // createFrom calls /create with a bad token (so nothing is opened) as if
 // through a proxy that says the client is xff; it returns the status and
 // error word.
-func createFrom(t *testing.T, p *proc, xff, cb string) (int, string, http.Header) {
+func createFrom(t *testing.T, p *proctest.Proc, xff, cb string) (int, string, http.Header) {
 	t.Helper()
-	u := p.url() + "/create?from=t&target=ws://127.0.0.1:1/&token=nope"
+	u := p.URL() + "/create?from=t&target=ws://127.0.0.1:1/&token=nope"
 	if cb != "" {
 		u += "&cb=" + cb
 	}
@@ -76,7 +77,7 @@ func createFrom(t *testing.T, p *proc, xff, cb string) (int, string, http.Header
 	if xff != "" {
 		req.Header.Set("X-Forwarded-For", xff)
 	}
-	resp, err := p.client.Do(req)
+	resp, err := p.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func createFrom(t *testing.T, p *proc, xff, cb string) (int, string, http.Header
 func TestCreateRateLimit(t *testing.T) {
 	// 127.0.0.1 (the test) is a trusted proxy: the client is the
 	// rightmost untrusted X-Forwarded-For entry.
-	p := startProc(t, freeAddr(t), procOptions{}, "both", "--echo=false",
+	p := startProc(t, proctest.Options{}, "both", "--echo=false",
 		"--create-rate", "0.01", "--create-burst", "3", "--trusted-proxy", "127.0.0.1/32")
 	for i := 0; i < 3; i++ {
 		if st, code, _ := createFrom(t, p, "203.0.113.7", ""); code != "token" {
@@ -119,13 +120,13 @@ func TestCreateRateLimit(t *testing.T) {
 	if _, code, _ := createFrom(t, p, "203.0.113.8", ""); code != "token" {
 		t.Fatalf("other client: code %q, want token", code)
 	}
-	if m := p.scrape(t); m[`polysocket_limit_refusals_total{limit="rate"}`] != 3 {
+	if m := scrape(t, p); m[`polysocket_limit_refusals_total{limit="rate"}`] != 3 {
 		t.Errorf("rate refusals %v, want 3", m[`polysocket_limit_refusals_total{limit="rate"}`])
 	}
 
 	// Without --trusted-proxy, X-Forwarded-For is ignored: every request
 	// comes from 127.0.0.1.
-	q := startProc(t, freeAddr(t), procOptions{}, "both", "--echo=false", "--create-rate", "0.01", "--create-burst", "2")
+	q := startProc(t, proctest.Options{}, "both", "--echo=false", "--create-rate", "0.01", "--create-burst", "2")
 	createFrom(t, q, "203.0.113.1", "")
 	createFrom(t, q, "203.0.113.2", "")
 	if _, code, _ := createFrom(t, q, "203.0.113.3", ""); code != "limit" {
@@ -138,8 +139,8 @@ func TestCreateRateLimit(t *testing.T) {
 // compressed frames (a memory amplification).
 func TestNoCompressionFromTargets(t *testing.T) {
 	target := testenv.NewTarget(t, testenv.TargetOptions{})
-	p := startProc(t, freeAddr(t), procOptions{}, "both", "--echo=false", "--create-rate", "0")
-	cl := &testenv.Client{Base: p.url(), HTTP: p.client}
+	p := startProc(t, proctest.Options{}, "both", "--echo=false", "--create-rate", "0")
+	cl := &testenv.Client{Base: p.URL(), HTTP: p.Client()}
 	s := cl.Open(t, target.URL, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

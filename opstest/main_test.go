@@ -4,12 +4,13 @@ import (
 	"os"
 	"testing"
 
+	"github.com/polysocket/polysocket/internal/proctest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		removeBinary()
+		proctest.RemoveBuild()
 		os.Exit(code)
 	}))
 }

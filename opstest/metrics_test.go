@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/polysocket/polysocket/internal/proctest"
 	"github.com/polysocket/polysocket/internal/testenv"
 )
 
@@ -22,12 +23,12 @@ func TestMetricsAfterTraffic(t *testing.T) {
 			_ = c.Close(4000, "bye")
 		}
 	}})
-	p := startProc(t, freeAddr(t), procOptions{}, "both", "--echo=false", "--create-rate", "0", "--max-message", "100")
-	cl := &testenv.Client{Base: p.url(), HTTP: p.client}
+	p := startProc(t, proctest.Options{}, "both", "--echo=false", "--create-rate", "0", "--max-message", "100")
+	cl := &testenv.Client{Base: p.URL(), HTTP: p.Client()}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	gauge := func(name string) float64 { return p.scrape(t)[name] }
+	gauge := func(name string) float64 { return scrape(t, p)[name] }
 
 	// Session 1: echo, with a held poll and buffered bytes observed.
 	s1 := cl.Open(t, echo.URL, url.Values{"why": {"failed"}})
@@ -36,15 +37,15 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		r, _, _ := s1.Poll(ctx, 5*time.Second)
 		held <- r
 	}()
-	waitFor(t, 5*time.Second, "polls_held 1", func() bool { return gauge("polysocket_polls_held") == 1 })
+	testenv.WaitFor(t, 5*time.Second, "polls_held 1", func() bool { return gauge("polysocket_polls_held") == 1 })
 	sent(t)(s1.SendText(ctx, "hello"))
 	if r := <-held; len(r.Messages) != 1 || r.Messages[0].Data != "hello" {
 		t.Fatalf("held poll answered %+v", r)
 	}
-	waitFor(t, 5*time.Second, "polls_held 0", func() bool { return gauge("polysocket_polls_held") == 0 })
+	testenv.WaitFor(t, 5*time.Second, "polls_held 0", func() bool { return gauge("polysocket_polls_held") == 0 })
 	sent(t)(s1.SendText(ctx, "world"))
 	// Acked delivery keeps both echoes buffered until a poll acks them.
-	waitFor(t, 5*time.Second, "buffered_bytes 10", func() bool { return gauge("polysocket_buffered_bytes") == 10 })
+	testenv.WaitFor(t, 5*time.Second, "buffered_bytes 10", func() bool { return gauge("polysocket_buffered_bytes") == 10 })
 	sent(t)(s1.SendBinary(ctx, []byte{1, 2, 3, 4}))
 	if got := s1.Collect(t, 2, 10*time.Second); len(got) != 2 {
 		t.Fatalf("collected %+v", got)
@@ -64,7 +65,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	}
 
 	// Refused creates.
-	bad := &testenv.Client{Base: p.url(), HTTP: p.client, Token: "nope"}
+	bad := &testenv.Client{Base: p.URL(), HTTP: p.Client(), Token: "nope"}
 	if r, _, err := bad.Create(ctx, echo.URL, nil); err != nil || r.Code != "token" {
 		t.Fatalf("bad token: %+v %v", r, err)
 	}
@@ -72,11 +73,11 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		t.Fatalf("closed port: %+v %v", r, err)
 	}
 
-	waitFor(t, 10*time.Second, "sessions to end", func() bool {
-		m := p.scrape(t)
+	testenv.WaitFor(t, 10*time.Second, "sessions to end", func() bool {
+		m := scrape(t, p)
 		return m["polysocket_sessions_live"] == 0 && m[`polysocket_sessions_ended_total{reason="target_close"}`] == 1
 	})
-	m := p.scrape(t)
+	m := scrape(t, p)
 	want := map[string]float64{
 		`polysocket_sessions_live`:                                        0,
 		`polysocket_sessions_created_total`:                               2,

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/polysocket/polysocket/internal/proctest"
 	"github.com/polysocket/polysocket/internal/testenv"
 )
 
@@ -64,9 +65,9 @@ func TestSSRFThroughCreate(t *testing.T) {
 		ln.Close()
 		lc6 = newAcceptCounter(t, "[::1]:"+port)
 	}
-	p := startProc(t, freeAddr(t), procOptions{}, "both", "--echo=false", "--create-rate", "0",
+	p := startProc(t, proctest.Options{}, "both", "--echo=false", "--create-rate", "0",
 		"--token", "open", "--token-target", "ws://*:*", "--dial-timeout", "3s")
-	cl := &testenv.Client{Base: p.url(), HTTP: p.client, Token: "open"}
+	cl := &testenv.Client{Base: p.URL(), HTTP: p.Client(), Token: "open"}
 
 	refused := map[string]bool{"dial": true, "target": true, "params": true}
 	for _, target := range []string{

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/polysocket/polysocket/internal/proctest"
 	"github.com/polysocket/polysocket/internal/testenv"
 )
 
@@ -126,9 +127,9 @@ func TestTLS(t *testing.T) {
 	ca := newCA(t, "polysocket test CA")
 	cert, key := ca.leaf(t, "localhost", "*.localhost")
 	target := testenv.NewTarget(t, testenv.TargetOptions{})
-	addr := freeAddr(t)
+	addr := proctest.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
-	p := startProc(t, addr, procOptions{TLS: &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"}},
+	p := startProc(t, proctest.Options{Addr: addr, TLS: &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"}},
 		"both", "--echo=false", "--create-rate", "0", "--fqdn", "localhost:"+port,
 		"--tls-cert", writeFile(t, "cert.pem", cert), "--tls-key", writeFile(t, "key.pem", key))
 
@@ -153,7 +154,7 @@ func TestTLS(t *testing.T) {
 	}
 
 	// Plain HTTP to the TLS port is refused (Go answers 400).
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + p.addr + "/healthz")
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + p.Addr() + "/healthz")
 	if err == nil {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusBadRequest {
@@ -213,14 +214,14 @@ func TestWSSTargetCA(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	plain := startProc(t, freeAddr(t), procOptions{}, args...)
-	cl := &testenv.Client{Base: plain.url(), HTTP: plain.client, Token: "t"}
+	plain := startProc(t, proctest.Options{}, args...)
+	cl := &testenv.Client{Base: plain.URL(), HTTP: plain.Client(), Token: "t"}
 	if r, _, err := cl.Create(ctx, target, nil); err != nil || r.Code != "dial" || !strings.Contains(r.Error, "certificate") {
 		t.Fatalf("without --target-ca: %+v, %v; want a dial refusal for the certificate", r, err)
 	}
 
-	withCA := startProc(t, freeAddr(t), procOptions{}, append(args, "--target-ca", writeFile(t, "ca.pem", ca.pem))...)
-	cl = &testenv.Client{Base: withCA.url(), HTTP: withCA.client, Token: "t"}
+	withCA := startProc(t, proctest.Options{}, append(args, "--target-ca", writeFile(t, "ca.pem", ca.pem))...)
+	cl = &testenv.Client{Base: withCA.URL(), HTTP: withCA.Client(), Token: "t"}
 	s := cl.Open(t, target, nil)
 	sent(t)(s.SendText(ctx, "over wss"))
 	if got := s.Collect(t, 1, 10*time.Second); len(got) != 1 || got[0].Data != "over wss" {

@@ -7,7 +7,6 @@ package relay_test
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -63,7 +62,8 @@ func (e *biEnv) open(t *testing.T) string {
 	return sock
 }
 
-// biAnswer is one HTTP response, read whole.
+// biAnswer is one HTTP response, read whole. The tests read its fields;
+// std hands it to the shared checks of testenv.
 type biAnswer struct {
 	status int
 	header http.Header
@@ -73,8 +73,6 @@ type biAnswer struct {
 // do sends method to path?query with an optional body of type ctype.
 func (e *biEnv) do(t *testing.T, method, path, query, ctype, body string) biAnswer {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	u := e.st.URL + path
 	if query != "" {
 		u += "?" + query
@@ -83,23 +81,12 @@ func (e *biEnv) do(t *testing.T, method, path, query, ctype, body string) biAnsw
 	if body != "" || method == http.MethodPost {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var hdr http.Header
 	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
+		hdr = http.Header{"Content-Type": {ctype}}
 	}
-	resp, err := e.c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return biAnswer{status: resp.StatusCode, header: resp.Header, body: b}
+	a := testenv.Fetch(t, e.c, method, u, rd, hdr)
+	return biAnswer{status: a.Status, header: a.Header, body: a.Body}
 }
 
 // biReply is the object of a relay answer.
@@ -110,81 +97,25 @@ type biReply struct {
 	Messages []testenv.Msg `json:"messages"`
 }
 
+// biCheckCommon asserts the headers every answer carries.
 func biCheckCommon(t *testing.T, a biAnswer) {
 	t.Helper()
-	for k, v := range map[string]string{
-		"X-Content-Type-Options":      "nosniff",
-		"Cache-Control":               "no-store",
-		"Access-Control-Allow-Origin": "*",
-	} {
-		if got := a.header.Get(k); got != v {
-			t.Errorf("header %s = %q, want %q", k, got, v)
-		}
-	}
-}
-
-// biDecode checks status and content type of a JSON (cb "") or JSONP
-// answer and decodes its object.
-func biDecode(t *testing.T, a biAnswer, cb string, status int) biReply {
-	t.Helper()
-	biCheckCommon(t, a)
-	body := string(a.body)
-	if a.status != status {
-		t.Fatalf("status %d, want %d; body %s", a.status, status, body)
-	}
-	ct := a.header.Get("Content-Type")
-	if cb == "" {
-		if ct != "application/json" {
-			t.Fatalf("Content-Type %q, want application/json; body %s", ct, body)
-		}
-	} else {
-		if ct != "application/javascript; charset=utf-8" {
-			t.Fatalf("Content-Type %q, want application/javascript; body %s", ct, body)
-		}
-		pre, suf := "/**/"+cb+"(", ");"
-		if !strings.HasPrefix(body, pre) || !strings.HasSuffix(body, suf) {
-			t.Fatalf("body %q is not a call of %s", body, cb)
-		}
-		body = body[len(pre) : len(body)-len(suf)]
-	}
-	var r biReply
-	if err := json.Unmarshal([]byte(body), &r); err != nil {
-		t.Fatalf("body %q: %v", body, err)
-	}
-	if r.OK == nil {
-		t.Fatalf("body %q has no ok", body)
-	}
-	return r
+	testenv.CheckHeaders(t, a.std())
 }
 
 // biCheck asserts an answer: success (code "") or an error with code.
 func biCheck(t *testing.T, a biAnswer, cb string, status int, code string) biReply {
 	t.Helper()
-	r := biDecode(t, a, cb, status)
-	if code == "" {
-		if !*r.OK {
-			t.Fatalf("answer %s, want ok:true", a.body)
-		}
-		return r
-	}
-	if *r.OK || r.Code != code || r.Error == "" {
-		t.Fatalf("answer %s, want ok:false with code %q and a message", a.body, code)
-	}
+	var r biReply
+	testenv.CheckAnswer(t, a.std(), cb, status, code, &r)
 	return r
 }
 
+// biCheckBadCallback asserts the plain-text 400 of an invalid callback,
+// which must not reflect it.
 func biCheckBadCallback(t *testing.T, a biAnswer, cb string) {
 	t.Helper()
-	biCheckCommon(t, a)
-	if a.status != http.StatusBadRequest {
-		t.Fatalf("status %d, want 400; body %s", a.status, a.body)
-	}
-	if ct := a.header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
-		t.Fatalf("Content-Type %q, want text/plain; charset=utf-8", ct)
-	}
-	if cb != "" && strings.Contains(string(a.body), cb) {
-		t.Fatalf("body %q reflects the callback %q", a.body, cb)
-	}
+	testenv.CheckBadCallback(t, a.std(), cb)
 }
 
 // biBoth runs f for a plain request and a JSONP one: the relay keeps its
@@ -582,3 +513,7 @@ func TestRelayOversizedURL(t *testing.T) {
 func biMaxBody(n int64) relay.Config { return relay.Config{MaxBody: n} }
 
 func biItoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func (a biAnswer) std() testenv.Answer {
+	return testenv.Answer{Status: a.status, Header: a.header, Body: a.body}
+}

@@ -538,6 +538,9 @@ func TestForwardsOriginAndAddress(t *testing.T) {
 	if err := jsonDecode(resp, &r); err != nil || !r.OK || r.Protocol != "chat.v2" {
 		t.Fatalf("create: %+v %v", r, err)
 	}
+	// The target records the handshake once its Accept returns, which
+	// may be just after the relay's dial did.
+	testenv.WaitFor(t, 5*time.Second, "the target's handshake", func() bool { return len(tg.Headers()) > 0 })
 	h := tg.Headers()[0]
 	if h.Get("Origin") != "https://page.example" || h.Get("X-Forwarded-For") != "127.0.0.1" {
 		t.Fatalf("target saw Origin %q, X-Forwarded-For %q", h.Get("Origin"), h.Get("X-Forwarded-For"))

@@ -24,19 +24,6 @@ import (
 	"go.uber.org/zap/zaptest"
 )
 
-// WaitFor polls cond every 10ms until it holds or the deadline passes,
-// then fails the test with what.
-func WaitFor(t testing.TB, deadline time.Duration, what string, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %v waiting for %s", deadline, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // Target is a WebSocket server for tests. By default it echoes every
 // message; Handle replaces that.
 type Target struct {

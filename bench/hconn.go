@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http/httputil"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -27,9 +28,18 @@ type hconn struct {
 	host string // the Host header: the session's {uniq}.{fqdn}
 	tls  bool
 
+	// mu guards writes of c against the cancel watch, which reads it;
+	// the owning goroutine reads c without it.
+	mu   sync.Mutex
 	c    net.Conn
 	br   *bufio.Reader
 	wbuf []byte
+
+	// The cancel watch fails the I/O in progress when its context ends.
+	// It is registered once per context rather than per request (a
+	// registration per request contended on the shared context's lock).
+	watched   context.Context
+	stopWatch func() bool
 }
 
 func newHconn(scheme, host string) *hconn {
@@ -54,6 +64,12 @@ var longAgo = time.Unix(1, 0)
 // closed is retried once on a new one (every request here is safe to
 // repeat: sends carry n, polls carry the ack).
 func (h *hconn) get(ctx context.Context, pathQuery string, timeout time.Duration, body *bytes.Buffer) (int, error) {
+	return h.getBytes(ctx, []byte(pathQuery), timeout, body)
+}
+
+// getBytes is get with the path and query in a buffer the caller
+// reuses.
+func (h *hconn) getBytes(ctx context.Context, pathQuery []byte, timeout time.Duration, body *bytes.Buffer) (int, error) {
 	for attempt := 0; ; attempt++ {
 		reused := h.c != nil
 		if !reused {
@@ -100,7 +116,9 @@ func (h *hconn) dial(ctx context.Context, timeout time.Duration) error {
 		}
 		c = tc
 	}
+	h.mu.Lock()
 	h.c = c
+	h.mu.Unlock()
 	if h.br == nil {
 		h.br = bufio.NewReaderSize(c, 16<<10)
 	} else {
@@ -109,17 +127,43 @@ func (h *hconn) dial(ctx context.Context, timeout time.Duration) error {
 	return nil
 }
 
-func (h *hconn) roundTrip(ctx context.Context, pathQuery string, timeout time.Duration, body *bytes.Buffer) (int, error) {
+// watch makes sure ctx's end fails this connection's I/O.
+func (h *hconn) watch(ctx context.Context) {
+	if ctx == h.watched || ctx.Done() == nil {
+		return
+	}
+	h.unwatch()
+	h.watched = ctx
+	h.stopWatch = context.AfterFunc(ctx, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.c != nil {
+			_ = h.c.SetDeadline(longAgo)
+		}
+	})
+}
+
+func (h *hconn) unwatch() {
+	if h.stopWatch != nil {
+		h.stopWatch()
+		h.stopWatch, h.watched = nil, nil
+	}
+}
+
+func (h *hconn) roundTrip(ctx context.Context, pathQuery []byte, timeout time.Duration, body *bytes.Buffer) (int, error) {
 	c := h.c
+	h.watch(ctx)
 	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return 0, err
 	}
-	// Registered after the deadline is set, so a cancel at any moment
-	// fails the I/O.
-	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(longAgo) })
+	// Checked after the deadline is set: a cancel from here on sets it
+	// in the past, one before is seen here.
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	defer func() {
-		if !stop() {
-			h.close() // its deadline is in the past now
+		if ctx.Err() != nil {
+			h.close() // its deadline may be in the past now
 		}
 	}()
 	h.wbuf = append(h.wbuf[:0], "GET "...)
@@ -216,6 +260,14 @@ func (h *hconn) readResponse(body *bytes.Buffer) (int, error) {
 func (h *hconn) close() {
 	if h.c != nil {
 		h.c.Close()
+		h.mu.Lock()
 		h.c = nil
+		h.mu.Unlock()
 	}
+}
+
+// release closes the connection and drops the cancel watch.
+func (h *hconn) release() {
+	h.close()
+	h.unwatch()
 }

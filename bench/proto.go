@@ -145,13 +145,16 @@ type psession struct {
 	sendConn *hconn
 	pollBuf  bytes.Buffer
 	sendBuf  bytes.Buffer
+	// The requests' paths and queries, built in buffers reused by the
+	// poll loop and the worker.
+	pollPQ, sendPQ []byte
 }
 
 // release closes the session's connections; call it after the poll loop
 // and the worker are done.
 func (s *psession) release() {
-	s.pollConn.close()
-	s.sendConn.close()
+	s.pollConn.release()
+	s.sendConn.release()
 }
 
 // create opens a session to target, on the routers in turn.
@@ -176,31 +179,47 @@ func (p *protoClient) create(ctx context.Context, target string) (*psession, err
 	}, nil
 }
 
-// do runs one GET on conn and decodes the answer.
-func (s *psession) do(ctx context.Context, conn *hconn, buf *bytes.Buffer, op, pathQuery string, timeout time.Duration, want int, v any) error {
-	st, err := conn.get(ctx, pathQuery, timeout, buf)
+// do runs one GET on conn and checks the status.
+func (s *psession) do(ctx context.Context, conn *hconn, buf *bytes.Buffer, op string, pathQuery []byte, timeout time.Duration, want int) error {
+	st, err := conn.getBytes(ctx, pathQuery, timeout, buf)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	return decode(op, st, want, buf.Bytes(), v)
+	return decode(op, st, want, buf.Bytes(), nil)
 }
 
 // send sends text as message n.
 func (s *psession) send(ctx context.Context, n int64, text []byte) error {
-	var b strings.Builder
-	b.Grow(len(s.socket) + len(text)*3/2 + 32)
-	b.WriteString("/s/")
-	b.WriteString(s.socket)
-	b.WriteString("?t=t&n=")
-	b.WriteString(strconv.FormatInt(n, 10))
-	b.WriteString("&d=")
-	b.WriteString(url.QueryEscape(string(text)))
-	return s.do(ctx, s.sendConn, &s.sendBuf, "send", b.String(), s.p.timeout, http.StatusCreated, nil)
+	b := append(s.sendPQ[:0], "/s/"...)
+	b = append(b, s.socket...)
+	b = append(b, "?t=t&n="...)
+	b = strconv.AppendInt(b, n, 10)
+	b = append(b, "&d="...)
+	b = appendQueryEscape(b, text)
+	s.sendPQ = b
+	return s.do(ctx, s.sendConn, &s.sendBuf, "send", b, s.p.timeout, http.StatusCreated)
+}
+
+// appendQueryEscape is url.QueryEscape appending to b.
+func appendQueryEscape(b, s []byte) []byte {
+	const hex = "0123456789ABCDEF"
+	for _, c := range s {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '-', c == '_', c == '.', c == '~':
+			b = append(b, c)
+		case c == ' ':
+			b = append(b, '+')
+		default:
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		}
+	}
+	return b
 }
 
 // closeSession ends the session with 1000.
 func (s *psession) closeSession(ctx context.Context) error {
-	return s.do(ctx, s.sendConn, &s.sendBuf, "close", "/c/"+s.socket+"?code=1000", s.p.timeout, http.StatusOK, nil)
+	return s.do(ctx, s.sendConn, &s.sendBuf, "close", []byte("/c/"+s.socket+"?code=1000"), s.p.timeout, http.StatusOK)
 }
 
 type pollMsg struct {
@@ -217,10 +236,152 @@ type pollReply struct {
 
 // poll is one /j request acking ack, held at most ttl.
 func (s *psession) poll(ctx context.Context, ttl time.Duration, ack int64, r *pollReply) error {
+	b := append(s.pollPQ[:0], "/j/"...)
+	b = append(b, s.socket...)
+	b = append(b, "?ttl="...)
+	b = strconv.AppendInt(b, ttl.Milliseconds(), 10)
+	b = append(b, "&a="...)
+	b = strconv.AppendInt(b, ack, 10)
+	s.pollPQ = b
+	st, err := s.pollConn.getBytes(ctx, b, ttl+s.p.timeout, &s.pollBuf)
+	if err != nil {
+		return fmt.Errorf("poll: %w", err)
+	}
+	if err := decode("poll", st, http.StatusOK, s.pollBuf.Bytes(), nil); err != nil {
+		return err
+	}
+	if decodePollFast(s.pollBuf.Bytes(), r) {
+		return nil
+	}
 	// Unmarshal reuses the slice's elements without zeroing them, and a
 	// heartbeat has no seq.
 	clear(r.Messages[:cap(r.Messages)])
 	r.Messages = r.Messages[:0]
-	pq := "/j/" + s.socket + "?ttl=" + strconv.FormatInt(ttl.Milliseconds(), 10) + "&a=" + strconv.FormatInt(ack, 10)
-	return s.do(ctx, s.pollConn, &s.pollBuf, "poll", pq, ttl+s.p.timeout, http.StatusOK, r)
+	return decode("poll", st, http.StatusOK, s.pollBuf.Bytes(), r)
+}
+
+// decodePollFast decodes a poll answer in the relay's own layout
+// ({"ok":true,"messages":[{"type":…,…},…]}, flat objects, no escapes in
+// strings) without encoding/json's reflection, which was the tool's
+// largest cost after its syscalls. It reports false for anything else,
+// and the caller falls back to encoding/json.
+func decodePollFast(body []byte, r *pollReply) bool {
+	const head = `{"ok":true,"messages":[`
+	if !bytes.HasPrefix(body, []byte(head)) {
+		return false
+	}
+	p := body[len(head):]
+	r.OK = true
+	r.Messages = r.Messages[:0]
+	if string(p) == "]}" {
+		return true
+	}
+	for {
+		var m pollMsg
+		var ok bool
+		if p, ok = decodeMsgFast(p, &m); !ok {
+			return false
+		}
+		r.Messages = append(r.Messages, m)
+		switch {
+		case len(p) > 0 && p[0] == ',':
+			p = p[1:]
+		case string(p) == "]}":
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// decodeMsgFast decodes one message object at the start of p.
+func decodeMsgFast(p []byte, m *pollMsg) ([]byte, bool) {
+	if len(p) == 0 || p[0] != '{' {
+		return p, false
+	}
+	p = p[1:]
+	for {
+		key, rest, ok := jsonStr(p)
+		if !ok || len(rest) == 0 || rest[0] != ':' {
+			return p, false
+		}
+		p = rest[1:]
+		switch string(key) {
+		case "type", "data", "reason":
+			var v []byte
+			if v, p, ok = jsonStr(p); !ok {
+				return p, false
+			}
+			switch string(key) {
+			case "type":
+				m.Type = msgType(v)
+			case "data":
+				m.Data = string(v)
+			}
+		case "seq", "code":
+			var v int64
+			if v, p, ok = jsonInt(p); !ok {
+				return p, false
+			}
+			if string(key) == "seq" {
+				m.Seq = v
+			} else {
+				m.Code = int(v)
+			}
+		default:
+			return p, false
+		}
+		switch {
+		case len(p) > 0 && p[0] == ',':
+			p = p[1:]
+		case len(p) > 0 && p[0] == '}':
+			return p[1:], true
+		default:
+			return p, false
+		}
+	}
+}
+
+// msgType returns the message types as constants, without allocating.
+func msgType(v []byte) string {
+	switch string(v) {
+	case "text":
+		return "text"
+	case "heartbeat":
+		return "heartbeat"
+	case "close":
+		return "close"
+	case "binary":
+		return "binary"
+	}
+	return string(v)
+}
+
+// jsonStr reads a JSON string without escapes at the start of p.
+func jsonStr(p []byte) (v, rest []byte, ok bool) {
+	if len(p) == 0 || p[0] != '"' {
+		return nil, p, false
+	}
+	for i := 1; i < len(p); i++ {
+		switch p[i] {
+		case '"':
+			return p[1:i], p[i+1:], true
+		case '\\':
+			return nil, p, false // escapes: leave it to encoding/json
+		}
+	}
+	return nil, p, false
+}
+
+// jsonInt reads a non-negative JSON integer at the start of p.
+func jsonInt(p []byte) (v int64, rest []byte, ok bool) {
+	i := 0
+	for i < len(p) && i < 18 && p[i] >= '0' && p[i] <= '9' {
+		v = v*10 + int64(p[i]-'0')
+		i++
+	}
+	if i == 0 || (i < len(p) && p[i] >= '0' && p[i] <= '9') {
+		return 0, p, false
+	}
+	return v, p[i:], true
 }

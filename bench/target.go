@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -73,18 +74,46 @@ func (t *target) handle(fn func(ctx context.Context, c *websocket.Conn, r *http.
 		defer cancel()
 		stop := context.AfterFunc(t.ctx, cancel)
 		defer stop()
+		// Handlers may read and write without a context (a context with
+		// a Done channel costs the library a registration per frame):
+		// closing the connection is what ends them.
+		stopClose := context.AfterFunc(ctx, func() { _ = c.CloseNow() })
+		defer stopClose()
 		fn(ctx, c, r)
 	}
 }
 
-func (t *target) echo(ctx context.Context, c *websocket.Conn, _ *http.Request) {
+// echo echoes every message, read into one buffer it reuses.
+func (t *target) echo(_ context.Context, c *websocket.Conn, _ *http.Request) {
+	bg := context.Background() // the connection's close ends the I/O
+	buf := make([]byte, 0, 4096)
 	for {
-		typ, data, err := c.Read(ctx)
+		typ, r, err := c.Reader(bg)
 		if err != nil {
 			return
 		}
-		if err := c.Write(ctx, typ, data); err != nil {
+		if buf, err = readAll(r, buf[:0]); err != nil {
 			return
+		}
+		if err := c.Write(bg, typ, buf); err != nil {
+			return
+		}
+	}
+}
+
+// readAll is io.ReadAll into buf.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
 		}
 	}
 }
@@ -110,7 +139,8 @@ func (t *target) stream(ctx context.Context, c *websocket.Conn, r *http.Request)
 			}
 		}
 		buf = appendPayload(buf[:0], seq, time.Since(t.epoch), size)
-		if err := c.Write(ctx, websocket.MessageText, buf); err != nil {
+		// No context: the connection's close ends a blocked write.
+		if err := c.Write(context.Background(), websocket.MessageText, buf); err != nil {
 			return
 		}
 	}

@@ -4,43 +4,110 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/polysocket/polysocket/control"
+)
+
+// Header values, made once: assigning them to the header map directly
+// skips Set's key canonicalization and its []string per call. The
+// slices have capacity 1, so an Add elsewhere copies rather than writes
+// into them; net/http copies the values before it writes them.
+var (
+	valNosniff    = []string{"nosniff"}[:1:1]
+	valNoStore    = []string{"no-store"}[:1:1]
+	valAnyOrigin  = []string{"*"}[:1:1]
+	valJSON       = []string{"application/json"}[:1:1]
+	valJavaScript = []string{"application/javascript; charset=utf-8"}[:1:1]
+	valPlainText  = []string{"text/plain; charset=utf-8"}[:1:1]
 )
 
 // SetHeaders sets the headers every answer carries: no sniffing, no
 // caching, and CORS for any origin (the socket id is the credential; no
 // cookies are used).
 func SetHeaders(h http.Header) {
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Access-Control-Allow-Origin", "*")
+	h["X-Content-Type-Options"] = valNosniff
+	h["Cache-Control"] = valNoStore
+	h["Access-Control-Allow-Origin"] = valAnyOrigin
 }
+
+// smallLengths are the Content-Length values below len(smallLengths),
+// made once, so most answers need no strconv.Itoa and []string each.
+var smallLengths = func() [][]string {
+	vals := make([]string, 2048)
+	for i := range vals {
+		vals[i] = strconv.Itoa(i)
+	}
+	out := make([][]string, len(vals))
+	for i := range vals {
+		out[i] = vals[i : i+1 : i+1]
+	}
+	return out
+}()
+
+func contentLength(n int) []string {
+	if n < len(smallLengths) {
+		return smallLengths[n]
+	}
+	return []string{strconv.Itoa(n)}
+}
+
+// bufs are answer buffers for Write's JSONP wrapping.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // Write answers with obj, a JSON object already encoded: as
 // `/**/cb(obj);` JavaScript when cb is not empty, else as plain JSON.
 // cb must have passed ValidCallback.
 func Write(w http.ResponseWriter, cb string, status int, obj []byte) {
+	if cb == "" {
+		WriteBody(w, cb, status, obj)
+		return
+	}
+	bp := bufs.Get().(*[]byte)
+	b := AppendOpen((*bp)[:0], cb)
+	b = append(b, obj...)
+	b = AppendClose(b, cb)
+	WriteBody(w, cb, status, b)
+	if cap(b) <= 64<<10 {
+		*bp = b[:0]
+		bufs.Put(bp)
+	}
+}
+
+// AppendOpen appends what comes before the object of an answer:
+// `/**/cb(` for JSONP (cb not empty), nothing for plain JSON.
+func AppendOpen(dst []byte, cb string) []byte {
+	if cb == "" {
+		return dst
+	}
+	dst = append(dst, "/**/"...)
+	dst = append(dst, cb...)
+	return append(dst, '(')
+}
+
+// AppendClose appends what comes after the object: `);` for JSONP.
+func AppendClose(dst []byte, cb string) []byte {
+	if cb == "" {
+		return dst
+	}
+	return append(dst, ");"...)
+}
+
+// WriteBody answers with body, made of AppendOpen, a JSON object and
+// AppendClose for the same cb: it lets a caller build the whole answer
+// in its own buffer.
+func WriteBody(w http.ResponseWriter, cb string, status int, body []byte) {
 	h := w.Header()
 	SetHeaders(h)
 	if cb == "" {
-		h.Set("Content-Type", "application/json")
-		h.Set("Content-Length", strconv.Itoa(len(obj)))
-		w.WriteHeader(status)
-		_, _ = w.Write(obj)
-		return
+		h["Content-Type"] = valJSON
+	} else {
+		h["Content-Type"] = valJavaScript
 	}
-	h.Set("Content-Type", "application/javascript; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(len(obj)+len(cb)+7))
+	h["Content-Length"] = contentLength(len(body))
 	w.WriteHeader(status)
-	buf := make([]byte, 0, len(cb)+7+len(obj))
-	buf = append(buf, "/**/"...)
-	buf = append(buf, cb...)
-	buf = append(buf, '(')
-	buf = append(buf, obj...)
-	buf = append(buf, ");"...)
-	_, _ = w.Write(buf)
+	_, _ = w.Write(body)
 }
 
 // WriteValue answers with v encoded by encoding/json, which escapes
@@ -79,7 +146,7 @@ func WriteError(w http.ResponseWriter, cb string, jsonpStatus int, code control.
 func WriteBadCallback(w http.ResponseWriter) {
 	h := w.Header()
 	SetHeaders(h)
-	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h["Content-Type"] = valPlainText
 	w.WriteHeader(http.StatusBadRequest)
 	_, _ = w.Write([]byte("invalid callback name: cb must be a JavaScript identifier path (letters, digits, _ and $, dot-separated), at most 128 characters\n"))
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -20,8 +21,43 @@ import (
 type request struct {
 	w  http.ResponseWriter
 	cb string
-	p  jsonp.Params
+	p  jsonp.Params // from paramPool: done gives it back
 	s  *session.Session
+}
+
+// paramPool reuses parameter maps: a map per request was the largest
+// allocation of the data path.
+var paramPool = sync.Pool{New: func() any { return make(jsonp.Params, 8) }}
+
+// done returns the request's parameter map; nothing may read q.p after.
+func (q *request) done() {
+	if q.p != nil {
+		paramPool.Put(q.p)
+		q.p = nil
+	}
+}
+
+// ServeHTTP routes /s/, /c/ and /j/ with a switch: a ServeMux costs a
+// tree walk and a few allocations per request, and so would any path
+// it matched.
+func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	// Only clean paths: the mux redirects the others (/s/../x) to
+	// their clean form.
+	path := req.URL.Path
+	if len(path) >= 3 && path[0] == '/' && path[2] == '/' && cleanID(path[3:]) {
+		switch path[1] {
+		case 's':
+			r.handleSend(w, req)
+			return
+		case 'c':
+			r.handleClose(w, req)
+			return
+		case 'j':
+			r.handlePoll(w, req)
+			return
+		}
+	}
+	r.mux.ServeHTTP(w, req) // anything else: the mux's 404s and redirects
 }
 
 // fail answers an error with the seed protocol's status, JSONP or not.
@@ -30,61 +66,93 @@ func (q *request) fail(code control.Code, msg string) {
 }
 
 // begin parses a session request: method, parameters, callback, socket.
-// It answers the error itself and returns nil when the request is bad.
-func (r *Relay) begin(w http.ResponseWriter, req *http.Request, prefix string, methods ...string) *request {
-	q := &request{w: w}
+// It answers the error itself and returns false when the request is bad.
+// When it returns true, the caller must call q.done.
+func (r *Relay) begin(q *request, req *http.Request, prefix string, methods string) bool {
+	w := q.w
 	if req.Method == http.MethodOptions {
 		h := w.Header()
 		jsonp.SetHeaders(h)
-		h.Set("Access-Control-Allow-Methods", strings.Join(methods, ", "))
+		h.Set("Access-Control-Allow-Methods", methods)
 		h.Set("Access-Control-Allow-Headers", "Content-Type")
 		h.Set("Access-Control-Max-Age", "600")
 		w.WriteHeader(http.StatusNoContent)
-		return nil
+		return false
 	}
-	p, err := jsonp.Parse(req, r.cfg.MaxBody)
+	p := paramPool.Get().(jsonp.Params)
+	q.p = p
+	err := jsonp.ParseInto(p, req, r.cfg.MaxBody)
 	// Parse returns what it could read even on error, so the errors below
 	// still reach a valid callback.
 	cb, ok := p.Callback()
 	if !ok {
+		q.done()
 		jsonp.WriteBadCallback(w)
-		return nil
+		return false
 	}
 	q.cb = cb
-	allowed := false
-	for _, m := range methods {
-		allowed = allowed || req.Method == m
+	if !methodAllowed(req.Method, methods) {
+		q.done()
+		w.Header().Set("Allow", methods)
+		q.fail(control.CodeMethod, req.Method+" is not allowed here; use "+strings.ReplaceAll(methods, ", ", " or "))
+		return false
 	}
-	if !allowed {
-		w.Header().Set("Allow", strings.Join(methods, ", "))
-		q.fail(control.CodeMethod, req.Method+" is not allowed here; use "+strings.Join(methods, " or "))
-		return nil
+	if err != nil {
+		q.done()
+		r.failParse(q, err)
+		return false
 	}
+	id := strings.TrimPrefix(req.URL.Path, prefix)
+	if id == "" || len(id) > 64 || strings.Contains(id, "/") {
+		q.done()
+		q.fail(control.CodeSocket, "unknown socket")
+		return false
+	}
+	s, err := r.reg.Get(id)
+	if err != nil {
+		q.done()
+		q.fail(control.CodeSocket, "unknown or closed socket")
+		return false
+	}
+	q.s = s
+	return true
+}
+
+// failParse answers a parameter error. It is apart from begin so that
+// the error's target variable, which escapes, costs nothing without an
+// error.
+func (r *Relay) failParse(q *request, err error) {
 	var pe *jsonp.ParamError
 	switch {
 	case errors.Is(err, jsonp.ErrBodyTooLarge):
 		q.fail(control.CodeTooLarge, "request body over "+strconv.FormatInt(r.cfg.MaxBody, 10)+" bytes")
-		return nil
 	case errors.As(err, &pe):
 		q.fail(control.CodeParams, pe.Error())
-		return nil
-	case err != nil:
+	default:
 		q.fail(control.CodeParams, err.Error())
-		return nil
 	}
-	q.p = p
-	id := strings.TrimPrefix(req.URL.Path, prefix)
-	if id == "" || len(id) > 64 || strings.Contains(id, "/") {
-		q.fail(control.CodeSocket, "unknown socket")
-		return nil
+}
+
+// cleanID reports whether a path's part after /s/ has no path syntax
+// that ServeMux would clean.
+func cleanID(id string) bool {
+	return id != "." && id != ".." && strings.IndexByte(id, '/') < 0
+}
+
+// The methods each endpoint allows, as the Allow header lists them.
+const (
+	methodsGetPost = "GET, POST"
+	methodsGet     = "GET"
+)
+
+func methodAllowed(m, methods string) bool {
+	switch m {
+	case http.MethodGet:
+		return true // every endpoint takes GET
+	case http.MethodPost:
+		return methods == methodsGetPost
 	}
-	s, err := r.reg.Get(id)
-	if err != nil {
-		q.fail(control.CodeSocket, "unknown or closed socket")
-		return nil
-	}
-	q.s = s
-	return q
+	return false
 }
 
 var okBody = []byte(`{"ok":true}`)
@@ -92,16 +160,23 @@ var okBody = []byte(`{"ok":true}`)
 // handleSend is GET|POST /s/{socket}: one message or fragment to the
 // target.
 func (r *Relay) handleSend(w http.ResponseWriter, req *http.Request) {
-	q := r.begin(w, req, "/s/", http.MethodGet, http.MethodPost)
-	if q == nil {
+	q := request{w: w}
+	if !r.begin(&q, req, "/s/", methodsGetPost) {
 		return
 	}
-	sr, code, msg := r.parseSend(q.p)
+	defer q.done()
+	// The payload is decoded into a pooled buffer: Send does not keep
+	// it once it returns.
+	bp := r.getBuf()
+	sr, code, msg := r.parseSendInto(q.p, (*bp)[:0])
 	if code != "" {
+		r.putBuf(bp)
 		q.fail(code, msg)
 		return
 	}
 	err := q.s.Send(req.Context(), sr)
+	*bp = sr.Data[:0]
+	r.putBuf(bp)
 	switch {
 	case err == nil:
 		jsonp.Write(w, q.cb, http.StatusCreated, okBody)
@@ -122,6 +197,12 @@ func (r *Relay) handleSend(w http.ResponseWriter, req *http.Request) {
 // parseSend checks t, d, n and f. A non-empty code means the request is
 // bad.
 func (r *Relay) parseSend(p jsonp.Params) (session.SendRequest, control.Code, string) {
+	return r.parseSendInto(p, nil)
+}
+
+// parseSendInto is parseSend decoding d into buf (appended from its
+// start), so the caller can reuse the buffer.
+func (r *Relay) parseSendInto(p jsonp.Params, buf []byte) (session.SendRequest, control.Code, string) {
 	var sr session.SendRequest
 	t, ok := p["t"]
 	if !ok {
@@ -151,7 +232,7 @@ func (r *Relay) parseSend(p jsonp.Params) (session.SendRequest, control.Code, st
 		if int64(base64.StdEncoding.DecodedLen(len(d))) > max+2 {
 			return sr, control.CodeTooLarge, "message over " + strconv.FormatInt(max, 10) + " bytes"
 		}
-		b, err := base64.StdEncoding.DecodeString(d)
+		b, err := base64.StdEncoding.AppendDecode(buf, []byte(d))
 		if err != nil {
 			return sr, control.CodeParams, "d is not valid standard base64"
 		}
@@ -160,7 +241,10 @@ func (r *Relay) parseSend(p jsonp.Params) (session.SendRequest, control.Code, st
 		if !utf8.ValidString(d) {
 			return sr, control.CodeParams, "d is not valid UTF-8"
 		}
-		sr.Data = []byte(d)
+		sr.Data = append(buf, d...)
+		if sr.Data == nil {
+			sr.Data = []byte{} // as []byte("") was
+		}
 	}
 	if int64(len(sr.Data)) > max {
 		return sr, control.CodeTooLarge, "message over " + strconv.FormatInt(max, 10) + " bytes"
@@ -171,10 +255,11 @@ func (r *Relay) parseSend(p jsonp.Params) (session.SendRequest, control.Code, st
 
 // handleClose is GET|POST /c/{socket}: the client closes the session.
 func (r *Relay) handleClose(w http.ResponseWriter, req *http.Request) {
-	q := r.begin(w, req, "/c/", http.MethodGet, http.MethodPost)
-	if q == nil {
+	q := request{w: w}
+	if !r.begin(&q, req, "/c/", methodsGetPost) {
 		return
 	}
+	defer q.done()
 	code, given, err := q.p.Int("code", 1000, 4999)
 	if err != nil || (given && code != 1000 && code != 1001 && code < 3000) {
 		q.fail(control.CodeParams, "code must be 1000, 1001 (page unload) or 3000–4999")
@@ -197,10 +282,11 @@ func (r *Relay) handleClose(w http.ResponseWriter, req *http.Request) {
 
 // handlePoll is GET /j/{socket}: the long poll for target messages.
 func (r *Relay) handlePoll(w http.ResponseWriter, req *http.Request) {
-	q := r.begin(w, req, "/j/", http.MethodGet)
-	if q == nil {
+	q := request{w: w}
+	if !r.begin(&q, req, "/j/", methodsGet) {
 		return
 	}
+	defer q.done()
 	ttlMS, given, err := q.p.Int("ttl", 0, 1<<40)
 	if err != nil {
 		q.fail(control.CodeParams, err.Error())
@@ -232,8 +318,10 @@ func (r *Relay) handlePoll(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	bp := r.getBuf()
-	body := appendBatch((*bp)[:0], batch)
-	jsonp.Write(w, q.cb, http.StatusOK, body)
+	body := jsonp.AppendOpen((*bp)[:0], q.cb)
+	body = appendBatch(body, batch)
+	body = jsonp.AppendClose(body, q.cb)
+	jsonp.WriteBody(w, q.cb, http.StatusOK, body)
 	*bp = body
 	r.putBuf(bp)
 	if !hasAck && len(batch.Messages) > 0 {

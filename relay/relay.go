@@ -126,7 +126,7 @@ func (r *Relay) ID() string { return r.cfg.ID }
 func (r *Relay) Registry() *session.Registry { return r.reg }
 
 // Handler serves /s/, /c/ and /j/.
-func (r *Relay) Handler() http.Handler { return r.mux }
+func (r *Relay) Handler() http.Handler { return r }
 
 // Info is what the relay publishes about itself.
 func (r *Relay) Info() control.RelayInfo {

@@ -58,60 +58,73 @@ func (s *Session) Poll(ctx context.Context, req PollRequest) (Batch, error) {
 			return Batch{}, ErrUnknown
 		}
 	}
-	if s.poll != nil {
-		close(s.poll) // one poll at a time: the older one answers now
+	// One poll at a time: a newer one takes the turn, and the older one,
+	// woken here, answers at once with nothing.
+	if s.pollGen != 0 {
+		s.notifyLocked()
 	}
-	mine := make(chan struct{})
-	s.poll = mine
-	defer func() {
-		s.mu.Lock()
-		if s.poll == mine {
-			s.poll = nil
-		}
-		s.mu.Unlock()
-	}()
+	s.pollSeq++
+	mine := s.pollSeq
+	s.pollGen = mine
+	held := false // set once the poll waits: it counts as held
+	b, err := s.waitLocked(ctx, mine, req, &held)
+	if s.pollGen == mine {
+		s.pollGen = 0
+	}
+	s.mu.Unlock()
+	if held {
+		s.cfg.Counters.pollHeld(-1)
+	}
+	return b, err
+}
 
-	var timer *time.Timer // set once the poll waits: it counts as held
-	defer func() {
-		if timer != nil {
-			s.cfg.Counters.pollHeld(-1)
-		}
-	}()
+// waitLocked is Poll's loop, with s.mu held on entry and on return.
+func (s *Session) waitLocked(ctx context.Context, mine uint64, req PollRequest, held *bool) (Batch, error) {
 	for {
 		if s.removed {
-			s.mu.Unlock()
 			return Batch{}, ErrUnknown
 		}
 		if len(s.queue) > 0 {
-			b := s.batchLocked(req.MaxBytes)
-			s.mu.Unlock()
-			if timer != nil {
-				timer.Stop()
-			}
-			return b, nil
+			return s.batchLocked(req.MaxBytes), nil
 		}
 		if req.TTL <= 0 {
-			s.mu.Unlock()
 			return Batch{Heartbeat: true}, nil
 		}
-		if timer == nil {
-			timer = time.NewTimer(req.TTL)
-			defer timer.Stop()
+		if !*held {
+			*held = true
 			s.cfg.Counters.pollHeld(1)
+			// One timer per session, reset by each held poll, instead of
+			// a timer per poll; it only wakes the waiters, and the poll
+			// that owns the turn checks its own deadline.
+			s.pollDue = time.Now().Add(req.TTL)
+			if s.pollTimer == nil {
+				s.pollTimer = time.AfterFunc(req.TTL, s.onPollTimer)
+			} else {
+				s.pollTimer.Reset(req.TTL)
+			}
+		} else if !time.Now().Before(s.pollDue) {
+			return Batch{Heartbeat: true}, nil
 		}
 		ch := s.waitChLocked()
 		s.mu.Unlock()
 		select {
 		case <-ch:
-		case <-mine:
-			return Batch{Messages: []*Message{}}, nil
-		case <-timer.C:
-			return Batch{Heartbeat: true}, nil
 		case <-ctx.Done():
+			s.mu.Lock()
 			return Batch{}, ctx.Err()
 		}
 		s.mu.Lock()
+		if s.pollGen != mine {
+			return Batch{Messages: []*Message{}}, nil
+		}
 	}
+}
+
+// onPollTimer wakes the held poll to check its TTL.
+func (s *Session) onPollTimer() {
+	s.mu.Lock()
+	s.notifyLocked()
+	s.mu.Unlock()
 }
 
 // batchLocked takes queued messages up to maxBytes (at least one).
@@ -157,9 +170,15 @@ func (s *Session) ackLocked(seq int64) {
 	if i == 0 {
 		return
 	}
-	s.queue = s.queue[i:]
-	if len(s.queue) == 0 {
-		s.queue = nil // let the old backing array go
+	if i == len(s.queue) && cap(s.queue) <= 8 {
+		// All acked: a small backing array is kept for the next
+		// messages (an allocation per message otherwise).
+		s.queue = s.queue[:0]
+	} else {
+		s.queue = s.queue[i:]
+		if len(s.queue) == 0 {
+			s.queue = nil // let the old backing array go
+		}
 	}
 	s.notifyLocked()
 }

@@ -1,7 +1,9 @@
 package session
 
 import (
+	"bytes"
 	"context"
+	"time"
 
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
@@ -16,7 +18,8 @@ type SendRequest struct {
 	More bool
 	// Binary says the data is binary (else text).
 	Binary bool
-	// Data is the fragment's payload (decoded).
+	// Data is the fragment's payload (decoded). Send does not keep it
+	// after it returns, so the caller may reuse the buffer.
 	Data []byte
 }
 
@@ -83,7 +86,8 @@ func (s *Session) holdLocked(req SendRequest) error {
 	if s.held == nil {
 		s.held = make(map[int64]heldSend)
 	}
-	s.held[req.N] = heldSend{more: req.More, binary: req.Binary, data: req.Data}
+	// Copied: the caller may reuse req.Data once Send returns.
+	s.held[req.N] = heldSend{more: req.More, binary: req.Binary, data: bytes.Clone(req.Data)}
 	s.heldLen += int64(len(req.Data))
 	return nil
 }
@@ -117,14 +121,61 @@ func (s *Session) applyLocked(more, binary bool, data []byte) error {
 	}
 	// The write outlives the request's context on purpose: a message the
 	// client was told is accepted must not be cut in half because the
-	// client went away. WriteTimeout still bounds it.
-	wctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
-	defer cancel()
-	if err := s.conn.Write(wctx, typ, msg); err != nil {
+	// client went away. WriteTimeout still bounds it, through the
+	// watchdog rather than a context: with a context the library
+	// registers a callback per frame, and a timer per write would come
+	// on top.
+	s.watchWrite()
+	err := s.conn.Write(context.Background(), typ, msg)
+	s.writeStart.Store(0)
+	if err != nil {
 		s.log.Debug("write to target failed", zap.Error(err))
 		s.end(CauseWrite, int(websocket.StatusAbnormalClosure), "writing to the target failed", 0, "", false)
 		return ErrClosed
 	}
 	s.cfg.Counters.toTarget(len(msg))
 	return nil
+}
+
+// monoEpoch anchors writeStart's monotonic clock.
+var monoEpoch = time.Now()
+
+func monoNow() int64 { return int64(time.Since(monoEpoch)) + 1 } // never 0
+
+// watchWrite marks a write as begun and makes sure the watchdog is
+// armed. sendMu must be held (it serializes the timer's creation).
+func (s *Session) watchWrite() {
+	s.writeStart.Store(monoNow())
+	if !s.wdArmed.CompareAndSwap(false, true) {
+		return // armed: it checks writeStart when it fires
+	}
+	if t := s.wdog.Load(); t != nil {
+		t.Reset(s.cfg.WriteTimeout)
+		return
+	}
+	// Stored before it can fire, so onWriteWatchdog always finds it.
+	t := time.AfterFunc(time.Duration(1<<63-1), s.onWriteWatchdog)
+	s.wdog.Store(t)
+	t.Reset(s.cfg.WriteTimeout)
+}
+
+// onWriteWatchdog ends the session when the write in progress has taken
+// WriteTimeout, which closes the connection and so fails the write (as
+// the write context's deadline did). With no write in progress it
+// disarms; the next write arms it again.
+func (s *Session) onWriteWatchdog() {
+	s.wdArmed.Store(false)
+	start := s.writeStart.Load()
+	if start == 0 {
+		return
+	}
+	left := s.cfg.WriteTimeout - time.Duration(monoNow()-start)
+	if left > 0 {
+		if s.wdArmed.CompareAndSwap(false, true) {
+			s.wdog.Load().Reset(left)
+		}
+		return
+	}
+	s.log.Debug("write to target timed out")
+	s.end(CauseWrite, int(websocket.StatusAbnormalClosure), "writing to the target failed", 0, "", false)
 }

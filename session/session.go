@@ -3,8 +3,10 @@ package session
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -40,23 +42,40 @@ type Session struct {
 	fragOn  bool
 	fragBin bool
 
-	mu       sync.Mutex
-	queue    []*Message // messages for the client, oldest first, unacked
-	queued   int64      // bytes of Data in queue
-	nextSeq  int64
-	changed  chan struct{} // closed on any change; nil when nobody waits
-	poll     chan struct{} // closed to end the poll being held
-	paused   bool          // the read loop waits for buffer space
-	pausedAt int64         // count of pauses, to tell a ping that one happened
-	ending   bool          // the close message is queued
-	closeSeq int64
-	endCode  int
-	cause    Cause // why the session ended; see metrics.go
-	removed  bool
-	active   int       // requests in progress
-	lastEnd  time.Time // when the last request ended
-	idle     *time.Timer
-	ping     *time.Timer
+	// The write watchdog enforces WriteTimeout without a context (and
+	// its timer and callback) per write: writeStart is when the write in
+	// progress began (monotonic ns, 0: none), wdog a timer made at the
+	// first write and armed while wdArmed.
+	writeStart atomic.Int64
+	wdArmed    atomic.Bool
+	wdog       atomic.Pointer[time.Timer]
+
+	mu      sync.Mutex
+	queue   []*Message // messages for the client, oldest first, unacked
+	queued  int64      // bytes of Data in queue
+	nextSeq int64
+	changed chan struct{} // closed on any change; nil when nobody waits
+	pollGen uint64        // the poll holding the turn (see Poll); 0: none
+	pollSeq uint64        // the last poll's number
+	// pollTimer ends held polls at their TTL: made at the first held
+	// poll, reset by each one, it wakes the waiters, and the owner
+	// checks pollDue.
+	pollTimer *time.Timer
+	pollDue   time.Time
+	paused    bool  // the read loop waits for buffer space
+	pausedAt  int64 // count of pauses, to tell a ping that one happened
+	ending    bool  // the close message is queued
+	closeSeq  int64
+	endCode   int
+	cause     Cause // why the session ended; see metrics.go
+	removed   bool
+	active    int       // requests in progress
+	lastEnd   time.Time // when the last request ended
+	idle      *time.Timer
+	// idleArmed says idle is pending. A request's end only notes lastEnd
+	// while it is: the timer checks lastEnd when it fires and re-arms.
+	idleArmed bool
+	ping      *time.Timer
 }
 
 type heldSend struct {
@@ -88,6 +107,7 @@ func newSession(r *Registry, conn *websocket.Conn, req OpenRequest) *Session {
 func (s *Session) start() {
 	s.mu.Lock()
 	s.idle = time.AfterFunc(s.cfg.IdleTimeout, s.onIdleTimer)
+	s.idleArmed = true
 	if s.cfg.PingInterval > 0 {
 		s.ping = time.AfterFunc(s.cfg.PingInterval, s.onPingTimer)
 	}
@@ -123,7 +143,7 @@ func (s *Session) readLoop() {
 		if ending {
 			return
 		}
-		typ, data, err := s.conn.Read(s.ctx)
+		typ, data, err := s.read()
 		if err != nil {
 			code, reason := readErrorCode(err)
 			s.end(CauseTarget, code, reason, 0, "", false)
@@ -143,6 +163,49 @@ func (s *Session) readLoop() {
 		s.mu.Unlock()
 		s.cfg.Counters.fromTarget(len(data))
 	}
+}
+
+// readBufs are scratch buffers for reading target messages: a message is
+// read into one and copied out at its exact size, so a session keeps no
+// buffer while it waits and a message costs one allocation.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// read reads the target's next message. It passes no context with a Done
+// channel, which would cost the library a callback registration per
+// frame: the read ends when end closes the connection.
+func (s *Session) read() (websocket.MessageType, []byte, error) {
+	typ, r, err := s.conn.Reader(context.Background())
+	if err != nil {
+		return 0, nil, err
+	}
+	bp := readBufs.Get().(*[]byte)
+	b := (*bp)[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			s.putReadBuf(bp, b)
+			return 0, nil, err
+		}
+	}
+	data := make([]byte, len(b))
+	copy(data, b)
+	s.putReadBuf(bp, b)
+	return typ, data, nil
+}
+
+func (s *Session) putReadBuf(bp *[]byte, b []byte) {
+	if cap(b) > 64<<10 {
+		return // do not keep rare big buffers
+	}
+	*bp = b[:0]
+	readBufs.Put(bp)
 }
 
 // readErrorCode is the close code the client sees for a read error.
@@ -177,6 +240,7 @@ func (s *Session) end(cause Cause, code int, reason string, targetCode websocket
 	if s.active == 0 {
 		s.lastEnd = time.Now()
 		s.idle.Reset(s.timeoutLocked())
+		s.idleArmed = true
 	}
 	if s.ping != nil {
 		s.ping.Stop()
@@ -245,7 +309,14 @@ func (s *Session) endRequest() {
 	s.active--
 	if s.active == 0 && !s.removed {
 		s.lastEnd = time.Now()
-		s.idle.Reset(s.timeoutLocked())
+		// A pending timer fires no later than lastEnd+IdleTimeout and
+		// re-arms for the rest, so it need not move on every request
+		// (a timer change per request). An ended session's timeout can
+		// shrink to CloseGrace: that one is set exactly.
+		if !s.idleArmed || s.ending {
+			s.idle.Reset(s.timeoutLocked())
+			s.idleArmed = true
+		}
 	}
 	s.mu.Unlock()
 }
@@ -263,12 +334,14 @@ func (s *Session) timeoutLocked() time.Duration {
 
 func (s *Session) onIdleTimer() {
 	s.mu.Lock()
+	s.idleArmed = false
 	if s.active > 0 || s.removed {
 		s.mu.Unlock()
-		return
+		return // endRequest arms it again
 	}
 	if wait := s.timeoutLocked() - time.Since(s.lastEnd); wait > 0 {
 		s.idle.Reset(wait)
+		s.idleArmed = true
 		s.mu.Unlock()
 		return
 	}
@@ -301,8 +374,15 @@ func (s *Session) stopTimers() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.idle.Stop()
+	s.idleArmed = false
 	if s.ping != nil {
 		s.ping.Stop()
+	}
+	if s.pollTimer != nil {
+		s.pollTimer.Stop()
+	}
+	if t := s.wdog.Load(); t != nil {
+		t.Stop()
 	}
 }
 
@@ -375,7 +455,7 @@ func (s *Session) Paused() bool {
 func (s *Session) Polling() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.poll != nil
+	return s.pollGen != 0
 }
 
 // Config is the session's configuration.

@@ -108,6 +108,9 @@ func runBoth(c *cli.Context) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	if err := tuneRuntime(c, log); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
 		return err
@@ -269,6 +272,9 @@ func runRelay(c *cli.Context) error {
 	defer func() { _ = log.Sync() }()
 	if c.String("fqdn") == "" {
 		return fmt.Errorf("--fqdn is required: the relay's public host[:port]")
+	}
+	if err := tuneRuntime(c, log); err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {

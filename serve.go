@@ -6,10 +6,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,6 +62,9 @@ func relayFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "forward-for", Value: true, Usage: "pass the browser's address to the target in X-Forwarded-For", EnvVars: env("FORWARD_FOR")},
 		&cli.BoolFlag{Name: "allow-private", Usage: "let the relay dial private, loopback and other special-purpose addresses (see docs/SSRF.md)", EnvVars: env("ALLOW_PRIVATE")},
 		&cli.StringSliceFlag{Name: "allow-cidr", Usage: "a special-purpose range the relay may dial anyway (repeatable), e.g. 10.1.2.0/24", EnvVars: env("ALLOW_CIDR")},
+		&cli.StringFlag{Name: "pprof", Usage: "serve net/http/pprof on this address (e.g. 127.0.0.1:6060), on its own listener, never on the public one; off by default", EnvVars: env("PPROF")},
+		&cli.IntFlag{Name: "gc-percent", Usage: "the Go GC's target heap growth over the live heap, percent (GOGC; 0: the runtime's default, 100, or $GOGC); lower trades GC CPU for less memory per idle session", EnvVars: env("GC_PERCENT")},
+		&cli.StringFlag{Name: "memory-limit", Usage: "soft memory limit of the Go runtime (GOMEMLIMIT), e.g. 512MiB or 2GiB; the GC works harder as the process nears it (empty: none)", EnvVars: env("MEMORY_LIMIT")},
 		&cli.StringFlag{Name: "target-ca", Usage: "PEM file of extra CA certificates trusted for wss:// targets, besides the system roots", EnvVars: env("TARGET_CA")},
 		&cli.DurationFlag{Name: "drain-timeout", Value: 30 * time.Second, Usage: "at SIGTERM, how long live sessions may go on before they are closed with 1001", EnvVars: env("DRAIN_TIMEOUT")},
 		&cli.DurationFlag{Name: "close-grace", Value: 2 * time.Second, Usage: "after the drain closed the sessions, how long clients have to collect their close message before the HTTP server stops", EnvVars: env("CLOSE_GRACE")},
@@ -71,6 +78,52 @@ func routerFlags() []cli.Flag {
 		&cli.IntFlag{Name: "create-burst", Value: 50, Usage: "sessions one client address may create at once", EnvVars: env("CREATE_BURST")},
 		&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable), e.g. 10.0.0.0/8", EnvVars: env("TRUSTED_PROXY")},
 	}
+}
+
+// tuneRuntime applies --gc-percent and --memory-limit. A relay's heap is
+// mostly long-lived per-session state, and the runtime keeps up to
+// (1+GOGC/100) times the live heap resident, so GOGC is the main lever
+// on RSS per idle session; it costs GC CPU in proportion to the
+// allocation rate, which an idle relay hardly has.
+func tuneRuntime(c *cli.Context, log *zap.Logger) error {
+	if p := c.Int("gc-percent"); p != 0 {
+		if p < 0 {
+			return fmt.Errorf("--gc-percent %d: must be positive", p)
+		}
+		debug.SetGCPercent(p)
+		log.Info("GC percent set", zap.Int("percent", p))
+	}
+	if v := c.String("memory-limit"); v != "" {
+		n, err := parseBytes(v)
+		if err != nil {
+			return fmt.Errorf("--memory-limit: %w", err)
+		}
+		debug.SetMemoryLimit(n)
+		log.Info("memory limit set", zap.Int64("bytes", n))
+	}
+	return nil
+}
+
+// parseBytes reads a byte count with an optional binary unit, as
+// GOMEMLIMIT does: 1073741824, 512MiB, 2GiB.
+func parseBytes(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+	mult := int64(1)
+	num := strings.TrimSpace(s)
+	for _, u := range units {
+		if rest, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is not a positive byte count like 512MiB", s)
+	}
+	return n * mult, nil
 }
 
 // relayConfig builds the relay's configuration from its flags.
@@ -245,6 +298,10 @@ type service struct {
 	// message.
 	drainTimeout, closeGrace time.Duration
 	shutdownTimeout          time.Duration
+	// pprof serves the profiling endpoints on pprofLn; nil without
+	// --pprof.
+	pprof   *http.Server
+	pprofLn net.Listener
 
 	draining atomic.Bool
 }
@@ -271,7 +328,35 @@ func newService(c *cli.Context, log *zap.Logger, ln net.Listener, mux *http.Serv
 	}
 	s.srv = newServer(c, m.Middleware(mux), log, maxTTL)
 	s.srv.TLSConfig = tlsConf
+	if rl != nil && c.String("pprof") != "" {
+		if err := s.listenPprof(c.String("pprof")); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// listenPprof opens the --pprof listener. The profiles reveal memory
+// contents and cost CPU, so they get their own mux and listener, meant
+// for loopback or an operator network, and never the public handler.
+func (s *service) listenPprof(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.pprofLn = ln
+	s.pprof = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          zap.NewStdLog(s.log.Named("pprof")),
+	}
+	return nil
 }
 
 // healthz answers 200 while the process runs (liveness).
@@ -335,6 +420,16 @@ func (s *service) run(ctx context.Context) error {
 			errc <- fmt.Errorf("serving HTTP: %w", err)
 		}
 	}()
+	if s.pprof != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.pprof.Serve(s.pprofLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Warn("serving pprof", zap.Error(err))
+			}
+		}()
+		s.log.Info("pprof listening", zap.String("addr", s.pprofLn.Addr().String()))
+	}
 	s.log.Info("listening", zap.String("addr", s.ln.Addr().String()), zap.Bool("tls", s.tls != nil))
 
 	var err error
@@ -362,6 +457,10 @@ func (s *service) run(ctx context.Context) error {
 			s.log.Warn("closing sessions", zap.Error(cerr))
 		}
 		cancel()
+	}
+	if s.pprof != nil {
+		// A running CPU profile or trace is cut short rather than awaited.
+		s.pprof.Close()
 	}
 	stopRun()
 	wg.Wait()

@@ -56,14 +56,9 @@ func New(cfg Config, log *zap.Logger) (*Registry, error) {
 	if dial == nil {
 		dial = (&net.Dialer{KeepAlive: 15 * time.Second}).DialContext
 	}
-	transport := &http.Transport{
-		DialContext:     dial,
-		TLSClientConfig: cfg.TLSClientConfig,
-		// Each connection is hijacked for a WebSocket: nothing to pool.
-		DisableKeepAlives:   true,
-		TLSHandshakeTimeout: cfg.DialTimeout,
-		Proxy:               nil,
-	}
+	// Redirects are the client's business, the one handshake per
+	// connection the transport's (see dial.go).
+	transport := &handshakeTransport{dial: dial, tls: cfg.TLSClientConfig}
 	return &Registry{
 		cfg: cfg,
 		log: log,

@@ -142,6 +142,7 @@ func (b *Bench) runPath(ctx context.Context, p path, epoch time.Time) *Result {
 	selfCPU := cpuSelf() - selfCPU0
 	relayCPU1, haveCPU1 := p.cpu()
 	afterRSS, haveRSS1 := p.rss()
+	close(st.measured)
 	live.Wait()
 
 	r := st.result(p.name(), b.cfg, createTime)

@@ -93,7 +93,18 @@ func (c *relaySession) work(ctx, run context.Context, st *stats) {
 		}
 	case ModeIdle:
 		waitAny(run, done)
-		// The health check: the session still moves a message.
+		select {
+		case <-st.measured:
+		case <-done:
+		}
+		// The health check: the session still moves a message. At most
+		// maxHealthChecks at once, each closing its session before the
+		// next starts.
+		select {
+		case st.checks <- struct{}{}:
+			defer func() { <-st.checks }()
+		case <-ctx.Done():
+		}
 		buf := appendPayload(nil, 1, time.Since(c.epoch), c.cfg.Size)
 		healthy = false
 		if c.send(ctx, 1, buf, st) == nil {

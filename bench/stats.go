@@ -38,9 +38,27 @@ type stats struct {
 
 	mu    sync.Mutex
 	kinds map[string]int64
+
+	// measured is closed once the relay's CPU and RSS are read at the
+	// end of the run; idle sessions hold their health checks until then,
+	// so the reading is of idle sessions only.
+	measured chan struct{}
+	// checks bounds the idle health checks in flight, so the relay's
+	// descriptors peak at 2 per session plus this, not 3 per session.
+	checks chan struct{}
 }
 
-func newStats(epoch time.Time) *stats { return &stats{epoch: epoch, kinds: map[string]int64{}} }
+// maxHealthChecks is how many idle sessions check their health at once.
+const maxHealthChecks = 256
+
+func newStats(epoch time.Time) *stats {
+	return &stats{
+		epoch:    epoch,
+		kinds:    map[string]int64{},
+		measured: make(chan struct{}),
+		checks:   make(chan struct{}, maxHealthChecks),
+	}
+}
 
 // fail counts an error and keeps its text (without URLs, which hold
 // socket ids) for the report.

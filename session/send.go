@@ -67,7 +67,7 @@ func (s *Session) Send(ctx context.Context, req SendRequest) error {
 		s.heldLen -= int64(len(h.data))
 		s.applied++
 		if herr := s.applyLocked(h.more, h.binary, h.data); herr != nil {
-			s.log.Debug("held send failed", zap.Int64("n", s.applied), zap.Error(herr))
+			s.reg.log.Debug("held send failed", s.logID(), zap.Int64("n", s.applied), zap.Error(herr))
 			if herr == ErrClosed {
 				break
 			}
@@ -129,7 +129,7 @@ func (s *Session) applyLocked(more, binary bool, data []byte) error {
 	err := s.conn.Write(context.Background(), typ, msg)
 	s.writeStart.Store(0)
 	if err != nil {
-		s.log.Debug("write to target failed", zap.Error(err))
+		s.reg.log.Debug("write to target failed", s.logID(), zap.Error(err))
 		s.end(CauseWrite, int(websocket.StatusAbnormalClosure), "writing to the target failed", 0, "", false)
 		return ErrClosed
 	}
@@ -176,6 +176,6 @@ func (s *Session) onWriteWatchdog() {
 		}
 		return
 	}
-	s.log.Debug("write to target timed out")
+	s.reg.log.Debug("write to target timed out", s.logID())
 	s.end(CauseWrite, int(websocket.StatusAbnormalClosure), "writing to the target failed", 0, "", false)
 }

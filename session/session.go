@@ -27,7 +27,6 @@ type Session struct {
 
 	reg    *Registry
 	cfg    *Config
-	log    *zap.Logger
 	conn   *websocket.Conn
 	ctx    context.Context // cancelled once the target connection is closed
 	cancel context.CancelFunc
@@ -99,7 +98,6 @@ func newSession(r *Registry, conn *websocket.Conn, req OpenRequest) *Session {
 		nextSeq:  1,
 		lastEnd:  time.Now(),
 	}
-	s.log = r.log.With(zap.String("socket", s.ID[:8]))
 	return s
 }
 
@@ -260,7 +258,7 @@ func (s *Session) end(cause Cause, code int, reason string, targetCode websocket
 			_ = s.conn.CloseNow()
 		}
 		s.cancel()
-		s.log.Debug("session ended", zap.Int("code", code))
+		s.reg.log.Debug("session ended", s.logID(), zap.Int("code", code))
 		if s.cfg.OnEnd != nil {
 			s.cfg.OnEnd(s, code)
 		}
@@ -407,7 +405,7 @@ func (s *Session) onPingTimer() {
 		missed := err != nil && s.pausedAt == pauses && !s.paused
 		s.mu.Unlock()
 		if missed && s.ctx.Err() == nil {
-			s.log.Debug("target missed a pong", zap.Error(err))
+			s.reg.log.Debug("target missed a pong", s.logID(), zap.Error(err))
 			s.end(CausePing, int(websocket.StatusAbnormalClosure), "target did not answer a ping", 0, "", false)
 			return
 		}
@@ -460,3 +458,8 @@ func (s *Session) Polling() bool {
 
 // Config is the session's configuration.
 func (s *Session) Config() Config { return *s.cfg }
+
+// logID names the session in log lines: a prefix of the socket id, too
+// short to be used as the credential. (A per-session logger would cost
+// about a kilobyte per idle session.)
+func (s *Session) logID() zap.Field { return zap.String("socket", s.ID[:8]) }

@@ -326,7 +326,11 @@ func newService(c *cli.Context, log *zap.Logger, ln net.Listener, mux *http.Serv
 	if c.Bool("metrics") {
 		mux.Handle("/metrics", m.Handler())
 	}
-	s.srv = newServer(c, m.Middleware(mux), log, maxTTL)
+	var h http.Handler = mux
+	if rl != nil {
+		h = relayFirst{relay: rl.Handler(), rest: mux}
+	}
+	s.srv = newServer(c, m.Middleware(h), log, maxTTL)
 	s.srv.TLSConfig = tlsConf
 	if rl != nil && c.String("pprof") != "" {
 		if err := s.listenPprof(c.String("pprof")); err != nil {
@@ -524,4 +528,19 @@ func waitUntil(ctx context.Context, cond func() bool) bool {
 		}
 	}
 	return true
+}
+
+// relayFirst sends the session endpoints, which carry every message,
+// straight to the relay, sparing them the mux's route-tree walk; the
+// relay hands paths it does not take back to its own mux.
+type relayFirst struct {
+	relay, rest http.Handler
+}
+
+func (h relayFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; len(p) > 3 && p[0] == '/' && p[2] == '/' && (p[1] == 's' || p[1] == 'c' || p[1] == 'j') {
+		h.relay.ServeHTTP(w, r)
+		return
+	}
+	h.rest.ServeHTTP(w, r)
 }

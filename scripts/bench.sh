@@ -143,11 +143,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# freeport prints a loopback port nothing listens on.
+# freeport prints a loopback port nothing listens on, below the kernel's
+# ephemeral range: after the idle runs thousands of client connections
+# hold ports in that range, and a listener there may fail to bind.
 freeport() {
-  local p i
+  local p i low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  [ "$low" -gt 21000 ] || low=32768
   for i in $(seq 1 100); do
-    p=$(( 20000 + RANDOM % 40000 ))
+    p=$(( 20000 + RANDOM % (low - 20000) ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
   done
   echo "no free port found" >&2

@@ -150,6 +150,9 @@ func relayConfig(c *cli.Context, fqdn string, self []netip.AddrPort, devLoopback
 		Capacity: c.Int("capacity"),
 		MaxTTL:   c.Duration("max-ttl"),
 		MaxBody:  c.Int64("max-body"),
+		// Held polls leave net/http; service serves their connections'
+		// next requests from the relay's Handback.
+		ParkPolls: true,
 		Session: session.Config{
 			DialTimeout:   c.Duration("dial-timeout"),
 			IdleTimeout:   c.Duration("idle-timeout"),
@@ -284,8 +287,11 @@ func newServer(c *cli.Context, h http.Handler, log *zap.Logger, maxTTL time.Dura
 
 // service is what runs inside a process: a relay, a router, or both.
 type service struct {
-	log     *zap.Logger
-	srv     *http.Server
+	log *zap.Logger
+	srv *http.Server
+	// back serves the connections a relay hands back after answering a
+	// parked poll (relay.Config.ParkPolls); nil in a router.
+	back    *http.Server
 	ln      net.Listener
 	tls     *tls.Config      // nil: plain HTTP
 	relay   *relay.Relay     // nil in a router
@@ -332,6 +338,11 @@ func newService(c *cli.Context, log *zap.Logger, ln net.Listener, mux *http.Serv
 	}
 	s.srv = newServer(c, m.Middleware(h), log, maxTTL)
 	s.srv.TLSConfig = tlsConf
+	if rl != nil {
+		// The handed-back connections are already TLS when the main
+		// ones are: net/http sees the *tls.Conn itself.
+		s.back = newServer(c, s.srv.Handler, log, maxTTL)
+	}
 	if rl != nil && c.String("pprof") != "" {
 		if err := s.listenPprof(c.String("pprof")); err != nil {
 			return nil, err
@@ -401,7 +412,7 @@ func (s *service) run(ctx context.Context) error {
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	if s.relay != nil {
 		wg.Add(1)
 		go func() {
@@ -424,6 +435,15 @@ func (s *service) run(ctx context.Context) error {
 			errc <- fmt.Errorf("serving HTTP: %w", err)
 		}
 	}()
+	if s.back != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.back.Serve(s.relay.Handback()); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serving handed-back HTTP: %w", err)
+			}
+		}()
+	}
 	if s.pprof != nil {
 		wg.Add(1)
 		go func() {
@@ -452,6 +472,12 @@ func (s *service) run(ctx context.Context) error {
 	if serr := s.srv.Shutdown(sctx); serr != nil {
 		s.log.Warn("HTTP shutdown", zap.Error(serr))
 		s.srv.Close()
+	}
+	if s.back != nil {
+		if serr := s.back.Shutdown(sctx); serr != nil {
+			s.log.Warn("HTTP shutdown (handed-back connections)", zap.Error(serr))
+			s.back.Close()
+		}
 	}
 	s.log.Info("HTTP server stopped")
 	if s.relay != nil {

@@ -60,9 +60,7 @@ func (s *Session) Poll(ctx context.Context, req PollRequest) (Batch, error) {
 	}
 	// One poll at a time: a newer one takes the turn, and the older one,
 	// woken here, answers at once with nothing.
-	if s.pollGen != 0 {
-		s.notifyLocked()
-	}
+	s.supersedeLocked()
 	s.pollSeq++
 	mine := s.pollSeq
 	s.pollGen = mine

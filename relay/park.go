@@ -2,7 +2,6 @@ package relay
 
 import (
 	"bytes"
-	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -27,9 +26,10 @@ import (
 // client's next request.
 //
 // What is lost: a parked poll does not see its client go away (nothing
-// reads the connection). Just before the answer is written the relay
-// peeks at the connection, so a client that closed it is seen then and
-// its messages are not counted as delivered.
+// reads the connection): it stays parked until its TTL, a newer poll or
+// the session's end. Just before the answer is written the relay peeks
+// at the socket, so a client that closed it is seen then and its
+// messages are not counted as delivered.
 
 // parkWriteTimeout bounds writing a parked poll's answer.
 const parkWriteTimeout = 10 * time.Second
@@ -164,24 +164,12 @@ func (r *Relay) park(q *request, preq session.PollRequest) bool {
 // the connection back.
 func (p *parked) answer(b session.Batch, err error) {
 	conn := p.conn
-	// Peek: nothing reads a parked connection, so this is where a client
-	// that went away is seen. A byte read is a pipelined request's and
-	// is kept.
-	_ = conn.SetReadDeadline(time.Now())
-	var one [1]byte
-	n, rerr := conn.Read(one[:])
-	if n > 0 {
-		if pc, ok := conn.(*prefixConn); ok {
-			pc.prefix = append(pc.prefix, one[0])
-		} else {
-			conn = &prefixConn{Conn: conn, prefix: []byte{one[0]}}
-		}
-	} else if rerr != nil && !isTimeout(rerr) {
+	// Nothing reads a parked connection, so this is where a client
+	// that went away is seen (a pipelined request stays unread).
+	if peerGone(conn) {
 		_ = conn.Close()
-		return // gone: messages without ack stay queued
+		return // messages without ack stay queued
 	}
-	_ = conn.SetReadDeadline(time.Time{})
-
 	w := &rawResponse{h: make(http.Header, 8)}
 	q := request{w: w, cb: p.cb, s: p.s}
 	if !p.r.answerPoll(&q, b, err) {
@@ -199,11 +187,6 @@ func (p *parked) answer(b session.Batch, err error) {
 		p.s.Delivered(b.Messages[len(b.Messages)-1].Seq)
 	}
 	p.r.handback.give(conn)
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // rawResponse collects an answer that is written on a hijacked

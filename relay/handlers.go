@@ -302,7 +302,7 @@ func (r *Relay) handlePoll(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	preq := session.PollRequest{Ack: ack, HasAck: hasAck, TTL: ttl, MaxBytes: r.cfg.MaxPollBytes}
-	if ttl > 0 && r.parkable(req) && r.park(&q, preq) {
+	if ttl > 0 && r.parkable(req) && r.park(req.Context(), &q, preq) {
 		return
 	}
 	batch, err := q.s.Poll(req.Context(), preq)

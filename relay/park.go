@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"net/http"
 	"strconv"
@@ -119,7 +120,7 @@ type parked struct {
 // park parks the poll on its session. It returns false, having taken
 // nothing, when the poll can be answered at once or the connection
 // cannot be hijacked; the caller then polls as usual.
-func (r *Relay) park(q *request, preq session.PollRequest) bool {
+func (r *Relay) park(ctx context.Context, q *request, preq session.PollRequest) bool {
 	p := &parked{r: r, s: q.s, cb: q.cb, hasAck: preq.HasAck}
 	rc := http.NewResponseController(q.w)
 	// The poll is parked first, under the session's lock; the connection
@@ -127,7 +128,7 @@ func (r *Relay) park(q *request, preq session.PollRequest) bool {
 	// the hijack on ready.
 	ready := make(chan struct{})
 	r.parking.Add(1)
-	b, ok, err := q.s.PollPark(preq, func(b session.Batch, err error) {
+	b, ok, err := q.s.PollPark(ctx, preq, r.cfg.ParkAfter, func(b session.Batch, err error) {
 		<-ready
 		defer r.parking.Add(-1)
 		if p.conn == nil {

@@ -52,7 +52,7 @@ func TestParkedPollAnswerAndHandback(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, body := rawPoll(t, conn, br, s.Socket, "ttl=10000&cb=cb", "", func() {
-		testenv.WaitFor(t, 5*time.Second, "the poll to be held", sess.Polling)
+		testenv.WaitFor(t, 5*time.Second, "the poll to be parked", sess.Parked)
 		code, err := s.SendText(ctx, "hi")
 		mustStatus(t, "send", code, err, http.StatusCreated)
 	})
@@ -116,7 +116,7 @@ func TestParkedPollClientGone(t *testing.T) {
 	if _, err := io.WriteString(conn, "GET /j/"+s.Socket+"?ttl=10000 HTTP/1.1\r\nHost: relay.test\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitFor(t, 5*time.Second, "the poll to be held", sess.Polling)
+	testenv.WaitFor(t, 5*time.Second, "the poll to be parked", sess.Parked)
 	conn.Close()
 	code, err := s.SendText(ctx, "kept")
 	mustStatus(t, "send", code, err, http.StatusCreated)

@@ -43,6 +43,11 @@ type Config struct {
 	// caller must then serve Handback with an http.Server like its
 	// main one and shut it down with it.
 	ParkPolls bool
+	// ParkAfter is how long a held poll waits in net/http before it is
+	// parked, so that polls answered soon (a chat's, an echo's) skip the
+	// hijack and hand-back, which cost more than they save then.
+	// Default 20ms; negative: at once.
+	ParkAfter time.Duration
 	// Metrics, if set, is told about establishes and ended sessions
 	// (see metrics.go). Traffic is counted by Session.Counters.
 	Metrics Metrics
@@ -65,6 +70,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPollBytes == 0 {
 		c.MaxPollBytes = 256 << 10
+	}
+	if c.ParkAfter == 0 {
+		c.ParkAfter = 20 * time.Millisecond
 	}
 	if c.RegisterInterval == 0 {
 		c.RegisterInterval = time.Second

@@ -1,6 +1,10 @@
 package session
 
-import "time"
+import (
+	"context"
+	"errors"
+	"time"
+)
 
 // parkedPoll is a held poll without a goroutine: the caller took its
 // connection out of net/http and will write the answer itself.
@@ -10,66 +14,89 @@ type parkedPoll struct {
 	answer   func(Batch, error)
 }
 
-// PollPark is Poll for a caller that does not wait. When the poll can be
-// answered at once it returns the answer with parked false, as Poll
-// would. Otherwise it parks the poll (no goroutine: a struct on the
-// session and the session's poll timer) and returns parked true; answer
-// is then called exactly once, from a new goroutine, with what Poll
-// would have returned: messages, a heartbeat at the TTL, an empty batch
-// when a newer poll takes over, ErrUnknown when the session is
-// forgotten. There is no context: a parked poll does not see its client
-// go away.
+// errPark tells PollPark that its poll waited out the grace.
+var errPark = errors.New("session: park the poll")
+
+// PollPark is Poll for a caller that does not want to wait long. It
+// waits as Poll does for up to grace; a poll answered by then returns
+// its answer with parked false, as Poll would. A poll still waiting is
+// parked (a struct on the session and the session's poll timer, no
+// goroutine) and PollPark returns parked true; answer is then called
+// exactly once, from a new goroutine, with what Poll would have
+// returned: messages, a heartbeat at the TTL, an empty batch when a
+// newer poll takes over, ErrUnknown when the session is forgotten. ctx
+// counts only during the grace: a parked poll does not see its client go
+// away.
 //
 // Without an ack the caller must call Delivered with the last seq it
 // wrote, once the answer is written.
-func (s *Session) PollPark(req PollRequest, answer func(Batch, error)) (b Batch, parked bool, err error) {
+func (s *Session) PollPark(ctx context.Context, req PollRequest, grace time.Duration, answer func(Batch, error)) (b Batch, parked bool, err error) {
 	s.beginRequest()
 	s.mu.Lock()
-	b, parked, err = s.parkLocked(req, answer)
-	s.mu.Unlock()
-	if !parked {
-		s.endRequest()
-	}
-	return b, parked, err
-}
-
-func (s *Session) parkLocked(req PollRequest, answer func(Batch, error)) (Batch, bool, error) {
 	if s.removed {
+		s.mu.Unlock()
+		s.endRequest()
 		return Batch{}, false, ErrUnknown
 	}
 	if req.HasAck {
 		if req.Ack >= s.nextSeq {
+			s.mu.Unlock()
+			s.endRequest()
 			return Batch{}, false, ErrAck
 		}
 		s.ackLocked(req.Ack)
 		if s.ending && req.Ack >= s.closeSeq {
 			s.mu.Unlock()
 			s.removeNow()
-			s.mu.Lock()
+			s.endRequest()
 			return Batch{}, false, ErrUnknown
 		}
 	}
 	s.supersedeLocked()
-	if s.removed {
-		return Batch{}, false, ErrUnknown
-	}
-	if len(s.queue) > 0 {
-		return s.batchLocked(req.MaxBytes), false, nil
-	}
-	if req.TTL <= 0 {
-		return Batch{Heartbeat: true}, false, nil
-	}
 	s.pollSeq++
-	s.pollGen = s.pollSeq
-	s.parked = &parkedPoll{gen: s.pollSeq, maxBytes: req.MaxBytes, answer: answer}
-	s.cfg.Counters.pollHeld(1)
-	s.pollDue = time.Now().Add(req.TTL)
-	if s.pollTimer == nil {
-		s.pollTimer = time.AfterFunc(req.TTL, s.onPollTimer)
-	} else {
-		s.pollTimer.Reset(req.TTL)
+	mine := s.pollSeq
+	s.pollGen = mine
+	held := false
+	park := closedTime
+	var t *time.Timer
+	if grace > 0 {
+		t = time.NewTimer(grace)
+		park = t.C
 	}
-	return Batch{}, true, nil
+	b, err = s.waitLocked(ctx, mine, req, &held, park)
+	if t != nil {
+		t.Stop()
+	}
+	if err == errPark {
+		s.parked = &parkedPoll{gen: mine, maxBytes: req.MaxBytes, answer: answer}
+		// Something may have come with the grace's end.
+		s.checkParkedLocked()
+		s.mu.Unlock()
+		return Batch{}, true, nil // still held, still an active request
+	}
+	if s.pollGen == mine {
+		s.pollGen = 0
+	}
+	s.mu.Unlock()
+	if held {
+		s.cfg.Counters.pollHeld(-1)
+	}
+	s.endRequest()
+	return b, false, err
+}
+
+// closedTime parks a poll as soon as it has to wait.
+var closedTime = func() <-chan time.Time {
+	c := make(chan time.Time)
+	close(c)
+	return c
+}()
+
+// Parked reports whether a poll is parked (see PollPark).
+func (s *Session) Parked() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.parked != nil
 }
 
 // supersedeLocked ends the turn of the poll holding it, if any: a

@@ -54,6 +54,7 @@ func relayFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "dial-timeout", Value: 10 * time.Second, Usage: "time allowed to open the target WebSocket", EnvVars: env("DIAL_TIMEOUT")},
 		&cli.DurationFlag{Name: "idle-timeout", Value: 30 * time.Second, Usage: "a session with no request for this long ends (the target gets 1001)", EnvVars: env("IDLE_TIMEOUT")},
 		&cli.DurationFlag{Name: "ping-interval", Value: 20 * time.Second, Usage: "how often targets are pinged", EnvVars: env("PING_INTERVAL")},
+		&cli.DurationFlag{Name: "park-after", Value: 20 * time.Millisecond, Usage: "how long a held poll waits in net/http before its connection is taken out of it (parked: far less memory per idle session, a little more CPU per answer); negative: at once", EnvVars: env("PARK_AFTER")},
 		&cli.DurationFlag{Name: "max-ttl", Value: 60 * time.Second, Usage: "longest a poll is held", EnvVars: env("MAX_TTL")},
 		&cli.Int64Flag{Name: "max-message", Value: 1 << 20, Usage: "largest message either way, bytes", EnvVars: env("MAX_MESSAGE")},
 		&cli.Int64Flag{Name: "max-buffered", Value: 1 << 20, Usage: "bytes buffered per session before the relay stops reading the target", EnvVars: env("MAX_BUFFERED")},
@@ -150,6 +151,10 @@ func relayConfig(c *cli.Context, fqdn string, self []netip.AddrPort, devLoopback
 		Capacity: c.Int("capacity"),
 		MaxTTL:   c.Duration("max-ttl"),
 		MaxBody:  c.Int64("max-body"),
+		// Held polls leave net/http; service serves their connections'
+		// next requests from the relay's Handback.
+		ParkPolls: true,
+		ParkAfter: c.Duration("park-after"),
 		Session: session.Config{
 			DialTimeout:   c.Duration("dial-timeout"),
 			IdleTimeout:   c.Duration("idle-timeout"),
@@ -284,8 +289,11 @@ func newServer(c *cli.Context, h http.Handler, log *zap.Logger, maxTTL time.Dura
 
 // service is what runs inside a process: a relay, a router, or both.
 type service struct {
-	log     *zap.Logger
-	srv     *http.Server
+	log *zap.Logger
+	srv *http.Server
+	// back serves the connections a relay hands back after answering a
+	// parked poll (relay.Config.ParkPolls); nil in a router.
+	back    *http.Server
 	ln      net.Listener
 	tls     *tls.Config      // nil: plain HTTP
 	relay   *relay.Relay     // nil in a router
@@ -332,6 +340,11 @@ func newService(c *cli.Context, log *zap.Logger, ln net.Listener, mux *http.Serv
 	}
 	s.srv = newServer(c, m.Middleware(h), log, maxTTL)
 	s.srv.TLSConfig = tlsConf
+	if rl != nil {
+		// The handed-back connections are already TLS when the main
+		// ones are: net/http sees the *tls.Conn itself.
+		s.back = newServer(c, s.srv.Handler, log, maxTTL)
+	}
 	if rl != nil && c.String("pprof") != "" {
 		if err := s.listenPprof(c.String("pprof")); err != nil {
 			return nil, err
@@ -401,7 +414,7 @@ func (s *service) run(ctx context.Context) error {
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	if s.relay != nil {
 		wg.Add(1)
 		go func() {
@@ -424,6 +437,15 @@ func (s *service) run(ctx context.Context) error {
 			errc <- fmt.Errorf("serving HTTP: %w", err)
 		}
 	}()
+	if s.back != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.back.Serve(s.relay.Handback()); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serving handed-back HTTP: %w", err)
+			}
+		}()
+	}
 	if s.pprof != nil {
 		wg.Add(1)
 		go func() {
@@ -452,6 +474,12 @@ func (s *service) run(ctx context.Context) error {
 	if serr := s.srv.Shutdown(sctx); serr != nil {
 		s.log.Warn("HTTP shutdown", zap.Error(serr))
 		s.srv.Close()
+	}
+	if s.back != nil {
+		if serr := s.back.Shutdown(sctx); serr != nil {
+			s.log.Warn("HTTP shutdown (handed-back connections)", zap.Error(serr))
+			s.back.Close()
+		}
 	}
 	s.log.Info("HTTP server stopped")
 	if s.relay != nil {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,6 +149,19 @@ func TestTLS(t *testing.T) {
 	sent(t)(s.SendText(ctx, "over tls"))
 	if got := s.Collect(t, 1, 10*time.Second); len(got) != 1 || got[0].Data != "over tls" {
 		t.Fatalf("echo over https: %+v", got)
+	}
+	// Held polls over HTTP/1.1 and TLS are parked, answered on the
+	// *tls.Conn and the connection handed back: the second poll reuses it.
+	for i := range 2 {
+		reused := false
+		tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { reused = ci.Reused }})
+		pr, st, err := s.Poll(tctx, 300*time.Millisecond)
+		if err != nil || st != http.StatusOK || len(pr.Messages) != 1 || pr.Messages[0].Type != "heartbeat" {
+			t.Fatalf("held poll %d over https: status %d, %+v, %v", i, st, pr, err)
+		}
+		if i == 1 && !reused {
+			t.Errorf("the poll after a parked one did not reuse its connection")
+		}
 	}
 	if _, err := s.Close(ctx, 1000, ""); err != nil {
 		t.Fatal(err)

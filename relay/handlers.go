@@ -301,35 +301,52 @@ func (r *Relay) handlePoll(w http.ResponseWriter, req *http.Request) {
 		q.fail(control.CodeParams, err.Error())
 		return
 	}
-	batch, err := q.s.Poll(req.Context(), session.PollRequest{Ack: ack, HasAck: hasAck, TTL: ttl, MaxBytes: r.cfg.MaxPollBytes})
+	preq := session.PollRequest{Ack: ack, HasAck: hasAck, TTL: ttl, MaxBytes: r.cfg.MaxPollBytes}
+	if ttl > 0 && r.parkable(req) && r.park(req.Context(), &q, preq) {
+		return
+	}
+	batch, err := q.s.Poll(req.Context(), preq)
+	r.writePoll(&q, hasAck, batch, err)
+}
+
+// writePoll answers a poll on q.w and, without acks, counts the messages
+// as delivered once they are flushed.
+func (r *Relay) writePoll(q *request, hasAck bool, batch session.Batch, err error) {
+	if !r.answerPoll(q, batch, err) || hasAck || len(batch.Messages) == 0 || err != nil {
+		return
+	}
+	// Without acks a message counts as delivered once written.
+	if err := http.NewResponseController(q.w).Flush(); err == nil {
+		q.s.Delivered(batch.Messages[len(batch.Messages)-1].Seq)
+	}
+}
+
+// answerPoll writes Poll's answer, or its error, on q.w. It returns
+// false when nothing was written (the client went away).
+func (r *Relay) answerPoll(q *request, batch session.Batch, err error) bool {
 	switch {
 	case err == nil:
 	case errors.Is(err, session.ErrAck):
 		q.fail(control.CodeParams, "a is beyond the last message sent")
-		return
+		return true
 	case errors.Is(err, session.ErrUnknown):
 		q.fail(control.CodeSocket, "unknown or closed socket")
-		return
+		return true
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return // the client went away; nothing was taken
+		return false // the client went away; nothing was taken
 	default:
 		r.log.Error("poll", zap.Error(err))
 		q.fail(control.CodeInternal, "internal error")
-		return
+		return true
 	}
 	bp := r.getBuf()
 	body := jsonp.AppendOpen((*bp)[:0], q.cb)
 	body = appendBatch(body, batch)
 	body = jsonp.AppendClose(body, q.cb)
-	jsonp.WriteBody(w, q.cb, http.StatusOK, body)
+	jsonp.WriteBody(q.w, q.cb, http.StatusOK, body)
 	*bp = body
 	r.putBuf(bp)
-	if !hasAck && len(batch.Messages) > 0 {
-		// Without acks a message counts as delivered once written.
-		if err := http.NewResponseController(w).Flush(); err == nil {
-			q.s.Delivered(batch.Messages[len(batch.Messages)-1].Seq)
-		}
-	}
+	return true
 }
 
 func (r *Relay) getBuf() *[]byte {

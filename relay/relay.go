@@ -39,6 +39,15 @@ type Config struct {
 	RegisterInterval time.Duration
 	// Session configures the sessions. Its OnEnd is the relay's own.
 	Session session.Config
+	// ParkPolls takes held polls out of net/http (see park.go): the
+	// caller must then serve Handback with an http.Server like its
+	// main one and shut it down with it.
+	ParkPolls bool
+	// ParkAfter is how long a held poll waits in net/http before it is
+	// parked, so that polls answered soon (a chat's, an echo's) skip the
+	// hijack and hand-back, which cost more than they save then.
+	// Default 20ms; negative: at once.
+	ParkAfter time.Duration
 	// Metrics, if set, is told about establishes and ended sessions
 	// (see metrics.go). Traffic is counted by Session.Counters.
 	Metrics Metrics
@@ -62,6 +71,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxPollBytes == 0 {
 		c.MaxPollBytes = 256 << 10
 	}
+	if c.ParkAfter == 0 {
+		c.ParkAfter = 20 * time.Millisecond
+	}
 	if c.RegisterInterval == 0 {
 		c.RegisterInterval = time.Second
 	}
@@ -79,6 +91,11 @@ type Relay struct {
 	pool sync.Pool // *[]byte response buffers
 
 	draining atomic.Bool
+
+	// handback takes connections whose parked poll was answered;
+	// parking counts parked polls and answers being written.
+	handback *handback
+	parking  atomic.Int64
 
 	// orphans are sessions made for a router that stopped waiting; the
 	// router released their count itself.
@@ -101,7 +118,7 @@ func New(cfg Config, bus Bus, log *zap.Logger) (*Relay, error) {
 	if cfg.MaxTTL < cfg.DefaultTTL {
 		return nil, errors.New("relay: MaxTTL is below DefaultTTL")
 	}
-	r := &Relay{cfg: cfg, bus: bus, log: log.With(zap.String("relay", cfg.ID))}
+	r := &Relay{cfg: cfg, bus: bus, log: log.With(zap.String("relay", cfg.ID)), handback: newHandback()}
 	scfg := cfg.Session
 	scfg.OnEnd = r.onEnd
 	reg, err := session.New(scfg, r.log)
@@ -216,6 +233,17 @@ func (r *Relay) registerLoop(ctx context.Context) {
 func (r *Relay) Shutdown(ctx context.Context) error {
 	r.draining.Store(true)
 	err := r.reg.Close(ctx, 1001, "relay shutting down")
+	// Every parked poll has been answered (its session ended); wait for
+	// the answers being written.
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for r.parking.Load() > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+	r.handback.Close()
 	r.reg.Stop()
 	return err
 }

@@ -60,14 +60,12 @@ func (s *Session) Poll(ctx context.Context, req PollRequest) (Batch, error) {
 	}
 	// One poll at a time: a newer one takes the turn, and the older one,
 	// woken here, answers at once with nothing.
-	if s.pollGen != 0 {
-		s.notifyLocked()
-	}
+	s.supersedeLocked()
 	s.pollSeq++
 	mine := s.pollSeq
 	s.pollGen = mine
 	held := false // set once the poll waits: it counts as held
-	b, err := s.waitLocked(ctx, mine, req, &held)
+	b, err := s.waitLocked(ctx, mine, req, &held, nil)
 	if s.pollGen == mine {
 		s.pollGen = 0
 	}
@@ -79,7 +77,9 @@ func (s *Session) Poll(ctx context.Context, req PollRequest) (Batch, error) {
 }
 
 // waitLocked is Poll's loop, with s.mu held on entry and on return.
-func (s *Session) waitLocked(ctx context.Context, mine uint64, req PollRequest, held *bool) (Batch, error) {
+// When park fires while the poll still waits, it returns errPark, the
+// poll keeping its turn (see PollPark).
+func (s *Session) waitLocked(ctx context.Context, mine uint64, req PollRequest, held *bool, park <-chan time.Time) (Batch, error) {
 	for {
 		if s.removed {
 			return Batch{}, ErrUnknown
@@ -112,6 +112,12 @@ func (s *Session) waitLocked(ctx context.Context, mine uint64, req PollRequest, 
 		case <-ctx.Done():
 			s.mu.Lock()
 			return Batch{}, ctx.Err()
+		case <-park:
+			s.mu.Lock()
+			if s.pollGen != mine {
+				return Batch{Messages: []*Message{}}, nil
+			}
+			return Batch{}, errPark
 		}
 		s.mu.Lock()
 		if s.pollGen != mine {

@@ -61,9 +61,10 @@ type Session struct {
 	// checks pollDue.
 	pollTimer *time.Timer
 	pollDue   time.Time
-	paused    bool  // the read loop waits for buffer space
-	pausedAt  int64 // count of pauses, to tell a ping that one happened
-	ending    bool  // the close message is queued
+	parked    *parkedPoll // a poll held without a goroutine (see PollPark)
+	paused    bool        // the read loop waits for buffer space
+	pausedAt  int64       // count of pauses, to tell a ping that one happened
+	ending    bool        // the close message is queued
 	closeSeq  int64
 	endCode   int
 	cause     Cause // why the session ended; see metrics.go
@@ -430,6 +431,9 @@ func (s *Session) notifyLocked() {
 	if s.changed != nil {
 		close(s.changed)
 		s.changed = nil
+	}
+	if s.parked != nil {
+		s.checkParkedLocked()
 	}
 }
 

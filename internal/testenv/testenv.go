@@ -174,6 +174,8 @@ type StackOptions struct {
 	Router  router.Config
 	Tokens  []token.Token // default: token.Dev()
 	Session session.Config
+	// NoPark keeps held polls in net/http (relay.Config.ParkPolls off).
+	NoPark bool
 }
 
 // NewStack starts a stack on loopback; everything stops at cleanup.
@@ -202,6 +204,9 @@ func NewStack(t testing.TB, opts StackOptions) *Stack {
 		rcfg.FQDN = strings.ReplaceAll(rcfg.FQDN, "{port}", port)
 	}
 	rcfg.Session = opts.Session
+	// As in the product: held polls leave net/http, and their
+	// connections come back through the relay's Handback, served below.
+	rcfg.ParkPolls = !opts.NoPark
 	rl, err := relay.New(rcfg, bus, log)
 	if err != nil {
 		t.Fatal(err)
@@ -216,6 +221,12 @@ func NewStack(t testing.TB, opts StackOptions) *Stack {
 	}
 	mux.Handle("/", rl.Handler())
 	srv.Start()
+	back := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	backDone := make(chan struct{})
+	go func() {
+		defer close(backDone)
+		_ = back.Serve(rl.Handback())
+	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -228,6 +239,8 @@ func NewStack(t testing.TB, opts StackOptions) *Stack {
 		defer scancel()
 		_ = rl.Shutdown(sctx)
 		srv.Close()
+		_ = back.Close()
+		<-backDone
 		cancel()
 		<-done
 	})

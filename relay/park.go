@@ -1,0 +1,239 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/polysocket/polysocket/jsonp"
+	"github.com/polysocket/polysocket/session"
+	"go.uber.org/zap"
+)
+
+// Held polls outside net/http.
+//
+// A poll that has to wait would hold, in net/http, a handler goroutine,
+// the connection's background-read goroutine, a bufio writer, a chunk
+// buffer, the request and its contexts: most of an idle session's
+// memory. With Config.ParkPolls the relay instead hijacks the
+// connection, parks the poll on its session (session.PollPark: a small
+// struct, no goroutine) and returns. The answer is written on the raw
+// connection by a short-lived goroutine, which then hands the connection
+// to Handback, a listener served by a second http.Server, for the
+// client's next request.
+//
+// What is lost: a parked poll does not see its client go away (nothing
+// reads the connection): it stays parked until its TTL, a newer poll or
+// the session's end. Just before the answer is written the relay peeks
+// at the socket, so a client that closed it is seen then and its
+// messages are not counted as delivered.
+
+// parkWriteTimeout bounds writing a parked poll's answer.
+const parkWriteTimeout = 10 * time.Second
+
+// handback is an in-process net.Listener fed with connections whose
+// parked poll was answered.
+type handback struct {
+	ch        chan net.Conn
+	done      chan struct{}
+	closeOnce sync.Once
+	addr      net.Addr
+}
+
+func newHandback() *handback {
+	return &handback{
+		ch:   make(chan net.Conn),
+		done: make(chan struct{}),
+		addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)},
+	}
+}
+
+// Accept returns the next handed-back connection.
+func (l *handback) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops Accept; connections handed back later are closed.
+func (l *handback) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return nil
+}
+
+// Addr is a placeholder: the connections come from the main listener.
+func (l *handback) Addr() net.Addr { return l.addr }
+
+// give hands c to the listener's server, or closes it once the listener
+// is closed.
+func (l *handback) give(c net.Conn) {
+	select {
+	case l.ch <- c:
+	case <-l.done:
+		_ = c.Close()
+	}
+}
+
+// Handback is the listener of connections whose parked poll was
+// answered (see Config.ParkPolls). Serve it with an http.Server like
+// the main one, and shut that server down with the main one.
+func (r *Relay) Handback() net.Listener { return r.handback }
+
+// prefixConn is a connection with bytes already read from it.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(b, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
+
+// parkable reports whether a poll's connection may be hijacked: HTTP/1.1
+// keep-alive only (an HTTP/2 stream cannot be, and a connection that
+// closes after the answer gains nothing).
+func (r *Relay) parkable(req *http.Request) bool {
+	return r.cfg.ParkPolls && req.ProtoMajor == 1 && req.ProtoMinor == 1 && !req.Close
+}
+
+// parked is one hijacked poll waiting for its answer.
+type parked struct {
+	r      *Relay
+	s      *session.Session
+	cb     string
+	hasAck bool
+	conn   net.Conn // nil until hijacked
+}
+
+// park parks the poll on its session. It returns false, having taken
+// nothing, when the poll can be answered at once or the connection
+// cannot be hijacked; the caller then polls as usual.
+func (r *Relay) park(ctx context.Context, q *request, preq session.PollRequest) bool {
+	p := &parked{r: r, s: q.s, cb: q.cb, hasAck: preq.HasAck}
+	rc := http.NewResponseController(q.w)
+	// The poll is parked first, under the session's lock; the connection
+	// is hijacked after. The answer may come in between, so it waits for
+	// the hijack on ready.
+	ready := make(chan struct{})
+	r.parking.Add(1)
+	b, ok, err := q.s.PollPark(ctx, preq, r.cfg.ParkAfter, func(b session.Batch, err error) {
+		<-ready
+		defer r.parking.Add(-1)
+		if p.conn == nil {
+			return // the hijack failed: answered by the handler
+		}
+		p.answer(b, err)
+	})
+	if !ok {
+		r.parking.Add(-1)
+		r.writePoll(q, preq.HasAck, b, err)
+		return true
+	}
+	conn, brw, herr := rc.Hijack()
+	if herr != nil {
+		// Cannot happen for HTTP/1.1 through our middleware; answer the
+		// poll empty rather than hold it here.
+		r.log.Warn("hijacking a poll", zap.Error(herr))
+		close(ready)
+		jsonp.Write(q.w, q.cb, http.StatusOK, []byte(`{"ok":true,"messages":[]}`))
+		return true
+	}
+	// Clear net/http's deadlines: the poll may wait up to MaxTTL.
+	_ = conn.SetDeadline(time.Time{})
+	if n := brw.Reader.Buffered(); n > 0 {
+		pre, _ := brw.Reader.Peek(n)
+		conn = &prefixConn{Conn: conn, prefix: bytes.Clone(pre)}
+	}
+	p.conn = conn
+	close(ready)
+	return true
+}
+
+// answer writes the parked poll's answer on its connection and hands
+// the connection back.
+func (p *parked) answer(b session.Batch, err error) {
+	conn := p.conn
+	// Nothing reads a parked connection, so this is where a client
+	// that went away is seen (a pipelined request stays unread).
+	if peerGone(conn) {
+		_ = conn.Close()
+		return // messages without ack stay queued
+	}
+	w := &rawResponse{h: make(http.Header, 8)}
+	q := request{w: w, cb: p.cb, s: p.s}
+	if !p.r.answerPoll(&q, b, err) {
+		_ = conn.Close()
+		return
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(parkWriteTimeout))
+	if _, werr := conn.Write(w.bytes()); werr != nil {
+		_ = conn.Close()
+		return
+	}
+	_ = conn.SetWriteDeadline(time.Time{})
+	if !p.hasAck && len(b.Messages) > 0 && err == nil {
+		// Without acks a message counts as delivered once written.
+		p.s.Delivered(b.Messages[len(b.Messages)-1].Seq)
+	}
+	p.r.handback.give(conn)
+}
+
+// rawResponse collects an answer that is written on a hijacked
+// connection.
+type rawResponse struct {
+	h      http.Header
+	status int
+	body   []byte
+}
+
+func (w *rawResponse) Header() http.Header { return w.h }
+
+func (w *rawResponse) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+
+func (w *rawResponse) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.body = append(w.body, b...)
+	return len(b), nil
+}
+
+// bytes is the whole HTTP/1.1 response.
+func (w *rawResponse) bytes() []byte {
+	status := w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	var buf bytes.Buffer
+	buf.Grow(256 + len(w.body))
+	buf.WriteString("HTTP/1.1 ")
+	buf.WriteString(strconv.Itoa(status))
+	buf.WriteByte(' ')
+	buf.WriteString(http.StatusText(status))
+	buf.WriteString("\r\n")
+	w.h.Del("Content-Length")
+	_ = w.h.Write(&buf)
+	buf.WriteString("Content-Length: ")
+	buf.WriteString(strconv.Itoa(len(w.body)))
+	buf.WriteString("\r\nDate: ")
+	buf.WriteString(time.Now().UTC().Format(http.TimeFormat))
+	buf.WriteString("\r\n\r\n")
+	buf.Write(w.body)
+	return buf.Bytes()
+}

@@ -1,0 +1,149 @@
+package relay_test
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/polysocket/polysocket/internal/testenv"
+)
+
+// rawPoll writes a poll request on conn and reads its answer.
+func rawPoll(t *testing.T, conn net.Conn, br *bufio.Reader, socket, query, extra string, send func()) (*http.Response, string) {
+	t.Helper()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	req := "GET /j/" + socket + "?" + query + " HTTP/1.1\r\nHost: relay.test\r\n" + extra + "\r\n"
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	if send != nil {
+		send()
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("reading the poll answer: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(body)
+}
+
+// A held poll is parked outside net/http, answered with a complete
+// response on its raw connection, and the connection serves the next
+// requests: parked again, then through net/http with Connection: close.
+func TestParkedPollAnswerAndHandback(t *testing.T) {
+	st, tg, c := newEcho(t)
+	s := c.Open(t, tg.URL, nil)
+	ctx := ctxT(t, 20*time.Second)
+	conn, err := net.DialTimeout("tcp", st.Listener.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	sess, err := st.Relay.Registry().Get(s.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := rawPoll(t, conn, br, s.Socket, "ttl=10000&cb=cb", "", func() {
+		testenv.WaitFor(t, 5*time.Second, "the poll to be parked", sess.Parked)
+		code, err := s.SendText(ctx, "hi")
+		mustStatus(t, "send", code, err, http.StatusCreated)
+	})
+	if resp.StatusCode != http.StatusOK || resp.ProtoMinor != 1 || resp.Close {
+		t.Fatalf("status %d, proto %s, close %v", resp.StatusCode, resp.Proto, resp.Close)
+	}
+	for k, want := range map[string]string{
+		"Content-Type":                "application/javascript; charset=utf-8",
+		"X-Content-Type-Options":      "nosniff",
+		"Cache-Control":               "no-store",
+		"Access-Control-Allow-Origin": "*",
+	} {
+		if got := resp.Header.Get(k); got != want {
+			t.Errorf("%s: %q, want %q", k, got, want)
+		}
+	}
+	if _, err := http.ParseTime(resp.Header.Get("Date")); err != nil {
+		t.Errorf("Date %q: %v", resp.Header.Get("Date"), err)
+	}
+	if resp.ContentLength != int64(len(body)) {
+		t.Errorf("Content-Length %d for %d bytes", resp.ContentLength, len(body))
+	}
+	if want := `/**/cb({"ok":true,"messages":[{"type":"text","data":"hi","seq":1}]});`; body != want {
+		t.Fatalf("body %s, want %s", body, want)
+	}
+	// Without an ack the message counted as delivered once written.
+	testenv.WaitFor(t, 5*time.Second, "the message to be delivered", func() bool { return sess.Buffered() == 0 })
+
+	// The same connection, handed back: a heartbeat from a parked poll.
+	resp, body = rawPoll(t, conn, br, s.Socket, "ttl=50", "", nil)
+	if resp.StatusCode != http.StatusOK || body != `{"ok":true,"messages":[{"type":"heartbeat"}]}` {
+		t.Fatalf("second poll: %d %s", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("Content-Type %q", resp.Header.Get("Content-Type"))
+	}
+	// Connection: close is not parked; net/http answers and closes.
+	resp, body = rawPoll(t, conn, br, s.Socket, "ttl=50", "Connection: close\r\n", nil)
+	if resp.StatusCode != http.StatusOK || !resp.Close || !strings.Contains(body, "heartbeat") {
+		t.Fatalf("third poll: %d close %v %s", resp.StatusCode, resp.Close, body)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after Connection: close, read %v; want EOF", err)
+	}
+}
+
+// A parked poll whose client went away is seen just before the answer
+// is written: without an ack its messages stay for the next poll.
+func TestParkedPollClientGone(t *testing.T) {
+	st, tg, c := newEcho(t)
+	s := c.Open(t, tg.URL, nil)
+	ctx := ctxT(t, 20*time.Second)
+	conn, err := net.DialTimeout("tcp", st.Listener.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := st.Relay.Registry().Get(s.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, "GET /j/"+s.Socket+"?ttl=10000 HTTP/1.1\r\nHost: relay.test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the poll to be parked", sess.Parked)
+	conn.Close()
+	code, err := s.SendText(ctx, "kept")
+	mustStatus(t, "send", code, err, http.StatusCreated)
+	testenv.WaitFor(t, 5*time.Second, "the parked poll to be answered", func() bool { return !sess.Polling() })
+	got := s.Collect(t, 1, 10*time.Second)
+	if got[0].Data != "kept" {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+// With ParkPolls off, held polls stay in net/http and behave the same.
+func TestEchoWithoutParking(t *testing.T) {
+	st := testenv.NewStack(t, testenv.StackOptions{NoPark: true})
+	tg := testenv.NewTarget(t, testenv.TargetOptions{})
+	c := &testenv.Client{Base: st.URL}
+	s := c.Open(t, tg.URL, nil)
+	ctx := ctxT(t, 10*time.Second)
+	for _, text := range []string{"one", "two"} {
+		code, err := s.SendText(ctx, text)
+		mustStatus(t, "send", code, err, http.StatusCreated)
+		if got := s.Collect(t, 1, 10*time.Second); got[0].Data != text {
+			t.Fatalf("echo of %q: %+v", text, got)
+		}
+	}
+	r, code, err := s.Poll(ctx, 50*time.Millisecond)
+	mustStatus(t, "poll", code, err, http.StatusOK)
+	if len(r.Messages) != 1 || r.Messages[0].Type != "heartbeat" {
+		t.Fatalf("want a heartbeat, got %+v", r)
+	}
+}

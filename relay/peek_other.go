@@ -1,0 +1,8 @@
+//go:build !unix
+
+package relay
+
+import "net"
+
+// peerGone cannot peek here: a client that went away is not seen.
+func peerGone(net.Conn) bool { return false }

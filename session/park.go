@@ -1,0 +1,142 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// parkedPoll is a held poll without a goroutine: the caller took its
+// connection out of net/http and will write the answer itself.
+type parkedPoll struct {
+	gen      uint64
+	maxBytes int64
+	answer   func(Batch, error)
+}
+
+// errPark tells PollPark that its poll waited out the grace.
+var errPark = errors.New("session: park the poll")
+
+// PollPark is Poll for a caller that does not want to wait long. It
+// waits as Poll does for up to grace; a poll answered by then returns
+// its answer with parked false, as Poll would. A poll still waiting is
+// parked (a struct on the session and the session's poll timer, no
+// goroutine) and PollPark returns parked true; answer is then called
+// exactly once, from a new goroutine, with what Poll would have
+// returned: messages, a heartbeat at the TTL, an empty batch when a
+// newer poll takes over, ErrUnknown when the session is forgotten. ctx
+// counts only during the grace: a parked poll does not see its client go
+// away.
+//
+// Without an ack the caller must call Delivered with the last seq it
+// wrote, once the answer is written.
+func (s *Session) PollPark(ctx context.Context, req PollRequest, grace time.Duration, answer func(Batch, error)) (b Batch, parked bool, err error) {
+	s.beginRequest()
+	s.mu.Lock()
+	if s.removed {
+		s.mu.Unlock()
+		s.endRequest()
+		return Batch{}, false, ErrUnknown
+	}
+	if req.HasAck {
+		if req.Ack >= s.nextSeq {
+			s.mu.Unlock()
+			s.endRequest()
+			return Batch{}, false, ErrAck
+		}
+		s.ackLocked(req.Ack)
+		if s.ending && req.Ack >= s.closeSeq {
+			s.mu.Unlock()
+			s.removeNow()
+			s.endRequest()
+			return Batch{}, false, ErrUnknown
+		}
+	}
+	s.supersedeLocked()
+	s.pollSeq++
+	mine := s.pollSeq
+	s.pollGen = mine
+	held := false
+	park := closedTime
+	var t *time.Timer
+	if grace > 0 {
+		t = time.NewTimer(grace)
+		park = t.C
+	}
+	b, err = s.waitLocked(ctx, mine, req, &held, park)
+	if t != nil {
+		t.Stop()
+	}
+	if err == errPark {
+		s.parked = &parkedPoll{gen: mine, maxBytes: req.MaxBytes, answer: answer}
+		// Something may have come with the grace's end.
+		s.checkParkedLocked()
+		s.mu.Unlock()
+		return Batch{}, true, nil // still held, still an active request
+	}
+	if s.pollGen == mine {
+		s.pollGen = 0
+	}
+	s.mu.Unlock()
+	if held {
+		s.cfg.Counters.pollHeld(-1)
+	}
+	s.endRequest()
+	return b, false, err
+}
+
+// closedTime parks a poll as soon as it has to wait.
+var closedTime = func() <-chan time.Time {
+	c := make(chan time.Time)
+	close(c)
+	return c
+}()
+
+// Parked reports whether a poll is parked (see PollPark).
+func (s *Session) Parked() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.parked != nil
+}
+
+// supersedeLocked ends the turn of the poll holding it, if any: a
+// parked one is answered with nothing at once, a waiting one is woken
+// and sees it lost the turn.
+func (s *Session) supersedeLocked() {
+	if s.parked != nil {
+		s.answerParkedLocked(Batch{Messages: []*Message{}}, nil)
+	}
+	if s.pollGen != 0 {
+		s.notifyLocked()
+	}
+}
+
+// checkParkedLocked answers the parked poll if it has an answer: the
+// session is forgotten, messages are queued, or its TTL is over.
+func (s *Session) checkParkedLocked() {
+	p := s.parked
+	switch {
+	case s.removed:
+		s.answerParkedLocked(Batch{}, ErrUnknown)
+	case len(s.queue) > 0:
+		s.answerParkedLocked(s.batchLocked(p.maxBytes), nil)
+	case !time.Now().Before(s.pollDue):
+		s.answerParkedLocked(Batch{Heartbeat: true}, nil)
+	}
+}
+
+// answerParkedLocked detaches the parked poll and answers it from a new
+// goroutine: the answer writes to the network, which must not happen
+// under s.mu nor on the goroutine that queued a message.
+func (s *Session) answerParkedLocked(b Batch, err error) {
+	p := s.parked
+	s.parked = nil
+	if s.pollGen == p.gen {
+		s.pollGen = 0
+	}
+	go func() {
+		s.cfg.Counters.pollHeld(-1)
+		s.endRequest()
+		p.answer(b, err)
+	}()
+}

@@ -2,15 +2,10 @@ package session_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/polysocket/polysocket/session"
 	"go.uber.org/zap"
 )
@@ -23,31 +18,7 @@ func (c *atomicCounter) Add(d float64) { c.v.Add(int64(d)) }
 // TestCountersAndCauses checks the traffic counters and the cause each
 // way of ending records.
 func TestCountersAndCauses(t *testing.T) {
-	var wg sync.WaitGroup
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		wg.Add(1)
-		defer wg.Done()
-		defer c.CloseNow()
-		for {
-			typ, b, err := c.Read(r.Context())
-			if err != nil {
-				return
-			}
-			if string(b) == "bye" {
-				_ = c.Close(4001, "bye")
-				return
-			}
-			if err := c.Write(r.Context(), typ, b); err != nil {
-				return
-			}
-		}
-	}))
-	defer func() { srv.Close(); wg.Wait() }()
-	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	url, _ := echoServer(t)
 
 	var toMsgs, toBytes, fromMsgs, fromBytes, held atomicCounter
 	ended := make(chan session.Cause, 8)

@@ -18,26 +18,34 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// echoServer is a real WebSocket target that echoes and reports the
-// close frame it got.
+// echoServer is a real WebSocket target that echoes, closes with 4001
+// when it gets "bye", and reports the close frame it got.
 func echoServer(t *testing.T) (url string, closes <-chan websocket.CloseError) {
 	ch := make(chan websocket.CloseError, 16)
 	var wg sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Counted before the handshake so cleanup's Wait cannot race it.
+		wg.Add(1)
+		defer wg.Done()
 		c, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return
 		}
-		wg.Add(1)
-		defer wg.Done()
 		defer c.CloseNow()
 		for {
 			typ, b, err := c.Read(r.Context())
 			if err != nil {
 				var ce websocket.CloseError
 				if errors.As(err, &ce) {
-					ch <- ce
+					select {
+					case ch <- ce:
+					default: // nobody is counting closes this many
+					}
 				}
+				return
+			}
+			if string(b) == "bye" {
+				_ = c.Close(4001, "bye")
 				return
 			}
 			if err := c.Write(r.Context(), typ, b); err != nil {

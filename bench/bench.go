@@ -47,9 +47,16 @@ func (b *Bench) Config() Config { return b.cfg }
 // Cancelling ctx stops the run early; the sessions are still closed.
 func (b *Bench) Run(ctx context.Context) (*Report, error) {
 	rep := &Report{}
-	need := uint64(3*b.cfg.Concurrency + 64)
+	// Each session holds its poll's connection and the target's end; an
+	// echo or stream session also its send connection, while an idle one
+	// opens it only for the health check, maxHealthChecks at a time.
+	perSession, what, extra := 3, "3 per session: poll, send, target", 64
+	if b.cfg.Mode == ModeIdle {
+		perSession, what, extra = 2, "2 per session: poll, target; and the health checks", 64+maxHealthChecks
+	}
+	need := uint64(perSession*b.cfg.Concurrency + extra)
 	if lim, err := raiseNoFile(); err != nil || lim < need {
-		w := fmt.Sprintf("the bench's open-file limit %d is below the ~%d this run needs (3 per session: poll, send, target); raise the hard limit (ulimit -Hn)", lim, need)
+		w := fmt.Sprintf("the bench's open-file limit %d is below the ~%d this run needs (%s); raise the hard limit (ulimit -Hn)", lim, need, what)
 		if err != nil {
 			w += ": " + err.Error()
 		}
@@ -94,6 +101,8 @@ type path interface {
 	// known.
 	rss() (int64, bool)
 	cpu() (time.Duration, bool)
+	// opened is called once every session is open.
+	opened()
 	close()
 }
 
@@ -114,6 +123,7 @@ func (b *Bench) runPath(ctx context.Context, p path, epoch time.Time) *Result {
 	conns := b.openAll(ctx, p, st)
 	createTime := time.Since(start)
 	stop()
+	p.opened()
 
 	// The workload; CPU and RSS are read when it ends, before the
 	// sessions close.

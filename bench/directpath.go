@@ -31,6 +31,8 @@ func (p *directPath) rss() (int64, bool) { return 0, false }
 
 func (p *directPath) cpu() (time.Duration, bool) { return 0, false }
 
+func (p *directPath) opened() {}
+
 func (p *directPath) close() {}
 
 // directConn runs the workload on one WebSocket.

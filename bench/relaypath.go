@@ -55,6 +55,10 @@ func (p *relayPath) cpu() (time.Duration, bool) {
 	return v, err == nil
 }
 
+// opened closes the connections that carried the creates: an idle run
+// near the open-file limit needs their descriptors.
+func (p *relayPath) opened() { p.pc.close() }
+
 func (p *relayPath) close() { p.pc.close() }
 
 // relaySession runs one session's workload: a poll loop goroutine and,
@@ -102,7 +106,8 @@ func (c *relaySession) work(ctx, run context.Context, st *stats) {
 		// next starts.
 		select {
 		case st.checks <- struct{}{}:
-			defer func() { <-st.checks }()
+			// The slot is freed once the session's connections are.
+			defer func() { c.s.release(); <-st.checks }()
 		case <-ctx.Done():
 		}
 		buf := appendPayload(nil, 1, time.Since(c.epoch), c.cfg.Size)

@@ -49,7 +49,7 @@ type stats struct {
 }
 
 // maxHealthChecks is how many idle sessions check their health at once.
-const maxHealthChecks = 256
+const maxHealthChecks = 64
 
 func newStats(epoch time.Time) *stats {
 	return &stats{

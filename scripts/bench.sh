@@ -41,17 +41,19 @@ BIN="$OUT/polysocket"
 echo "== building $BIN"
 go build -o "$BIN" .
 
-# Every session costs file descriptors: 3 in the bench (poll, send and
-# target connections) and 2 in the relay. Both processes take the hard
-# limit as their own, so the hard limit bounds the idle run.
+# Every idle session costs 2 file descriptors in the relay (the poll's
+# connection and the target's) and 2 in the bench (the poll's and the
+# target's end; a send connection opens only for the closing health
+# check, a few at a time). Both processes take the hard limit as their
+# own, so the hard limit bounds the idle run.
 ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
 hard=$(ulimit -Hn)
 if [ "$hard" = unlimited ]; then
   idle_max=10000
 else
-  idle_max=$(( (hard - 64) / 3 ))
+  idle_max=$(( (hard - 200) / 2 ))
   [ "$idle_max" -gt 10000 ] && idle_max=10000
-  [ "$idle_max" -ge 1000 ] && idle_max=$(( idle_max / 1000 * 1000 ))
+  [ "$idle_max" -ge 1000 ] && idle_max=$(( idle_max / 100 * 100 ))
 fi
 
 {

@@ -351,6 +351,14 @@ func newService(c *cli.Context, log *zap.Logger, ln net.Listener, mux *http.Serv
 		h = relayFirst{relay: rl.Handler(), rest: mux}
 	}
 	s.srv = newServer(c, m.Middleware(h), log, maxTTL)
+	if tlsConf != nil && rl != nil {
+		// The relay's fast path takes the TLS connections first (see
+		// run), so the protocols ServeTLS would offer are set here:
+		// HTTP/2 goes on to net/http.
+		tlsConf = tlsConf.Clone()
+		tlsConf.NextProtos = []string{"h2", "http/1.1"}
+	}
+	s.tls = tlsConf
 	s.srv.TLSConfig = tlsConf
 	if rl != nil {
 		// The handed-back connections are already TLS when the main
@@ -440,9 +448,29 @@ func (s *service) run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		var err error
-		if s.tls != nil {
+		switch {
+		case s.relay != nil:
+			// Session requests take the relay's fast path; net/http
+			// serves the connections it hands over (relay.Listen).
+			ln := s.ln
+			if s.tls != nil {
+				ln = tls.NewListener(ln, s.tls)
+			}
+			idle := s.srv.IdleTimeout
+			if idle == 0 {
+				idle = s.srv.ReadTimeout // as net/http does
+			}
+			err = s.srv.Serve(s.relay.Listen(ln, relay.ListenConfig{
+				Handler:           s.srv.Handler,
+				ReadHeaderTimeout: s.srv.ReadHeaderTimeout,
+				ReadTimeout:       s.srv.ReadTimeout,
+				IdleTimeout:       idle,
+				MaxHeaderBytes:    s.srv.MaxHeaderBytes,
+				Log:               s.log.Named("http"),
+			}))
+		case s.tls != nil:
 			err = s.srv.ServeTLS(s.ln, "", "")
-		} else {
+		default:
 			err = s.srv.Serve(s.ln)
 		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -123,18 +123,28 @@ type parked struct {
 func (r *Relay) park(ctx context.Context, q *request, preq session.PollRequest) bool {
 	p := &parked{r: r, s: q.s, cb: q.cb, hasAck: preq.HasAck}
 	rc := http.NewResponseController(q.w)
+	grace := r.cfg.ParkAfter
+	if isFast(q.w) {
+		// Parking costs the fast path no hijack and no hand-back: a
+		// poll that has to wait parks at once.
+		grace = 0
+	}
 	// The poll is parked first, under the session's lock; the connection
 	// is hijacked after. The answer may come in between, so it waits for
 	// the hijack on ready.
 	ready := make(chan struct{})
 	r.parking.Add(1)
-	b, ok, err := q.s.PollPark(ctx, preq, r.cfg.ParkAfter, func(b session.Batch, err error) {
+	b, ok, err := q.s.PollPark(ctx, preq, grace, func(b session.Batch, err error) {
 		<-ready
-		defer r.parking.Add(-1)
 		if p.conn == nil {
+			r.parking.Add(-1)
 			return // the hijack failed: answered by the handler
 		}
-		p.answer(b, err)
+		next := p.answer(b, err)
+		r.parking.Add(-1)
+		if next != nil {
+			r.handOn(next)
+		}
 	})
 	if !ok {
 		r.parking.Add(-1)
@@ -161,33 +171,45 @@ func (r *Relay) park(ctx context.Context, q *request, preq session.PollRequest) 
 	return true
 }
 
-// answer writes the parked poll's answer on its connection and hands
-// the connection back.
-func (p *parked) answer(b session.Batch, err error) {
+// answer writes the parked poll's answer on its connection and returns
+// the connection for its next request, or nil when it was closed.
+func (p *parked) answer(b session.Batch, err error) net.Conn {
 	conn := p.conn
 	// Nothing reads a parked connection, so this is where a client
-	// that went away is seen (a pipelined request stays unread).
-	if peerGone(conn) {
+	// that went away is seen (a pipelined request stays unread). With
+	// an ack it need not be: the messages stay queued until acked
+	// whatever the write does.
+	if !p.hasAck && len(b.Messages) > 0 && peerGone(conn) {
 		_ = conn.Close()
-		return // messages without ack stay queued
+		return nil // messages without ack stay queued
 	}
 	w := &rawResponse{h: make(http.Header, 8)}
 	q := request{w: w, cb: p.cb, s: p.s}
 	if !p.r.answerPoll(&q, b, err) {
 		_ = conn.Close()
-		return
+		return nil
 	}
 	_ = conn.SetWriteDeadline(time.Now().Add(parkWriteTimeout))
 	if _, werr := conn.Write(w.bytes()); werr != nil {
 		_ = conn.Close()
-		return
+		return nil
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
 	if !p.hasAck && len(b.Messages) > 0 && err == nil {
 		// Without acks a message counts as delivered once written.
 		p.s.Delivered(b.Messages[len(b.Messages)-1].Seq)
 	}
-	p.r.handback.give(conn)
+	return conn
+}
+
+// handOn serves the next requests of a connection whose parked poll was
+// answered: in the fast path when there is one, else in net/http.
+func (r *Relay) handOn(c net.Conn) {
+	if f := r.fast.Load(); f != nil {
+		f.continueConn(c)
+		return
+	}
+	r.handback.give(c)
 }
 
 // rawResponse collects an answer that is written on a hijacked

@@ -96,6 +96,8 @@ type Relay struct {
 	// parking counts parked polls and answers being written.
 	handback *handback
 	parking  atomic.Int64
+	// fast is the fast path (fastpath.go), once Listen has been called.
+	fast atomic.Pointer[fastServer]
 
 	// orphans are sessions made for a router that stopped waiting; the
 	// router released their count itself.
@@ -244,6 +246,11 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 		}
 	}
 	r.handback.Close()
+	if f := r.fast.Load(); f != nil {
+		if ferr := f.shutdown(ctx); err == nil {
+			err = ferr
+		}
+	}
 	r.reg.Stop()
 	return err
 }

@@ -20,6 +20,7 @@ TARGETS="
 ./jsonp FuzzAppendString
 ./relay FuzzParseSend
 ./relay FuzzSendHandler
+./relay FuzzParseHead
 ./session FuzzFragments
 ./token FuzzParseTarget
 ./netguard FuzzCheck

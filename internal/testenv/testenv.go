@@ -176,6 +176,12 @@ type StackOptions struct {
 	Session session.Config
 	// NoPark keeps held polls in net/http (relay.Config.ParkPolls off).
 	NoPark bool
+	// NetHTTP serves every request with net/http, without the relay's
+	// fast path (relay.Listen).
+	NetHTTP bool
+	// HeaderTimeout and IdleTimeout are the server's ReadHeaderTimeout
+	// (default 10s) and IdleTimeout (default none).
+	HeaderTimeout, IdleTimeout time.Duration
 }
 
 // NewStack starts a stack on loopback; everything stops at cleanup.
@@ -194,6 +200,10 @@ func NewStack(t testing.TB, opts StackOptions) *Stack {
 	mux := http.NewServeMux()
 	srv := httptest.NewUnstartedServer(mux)
 	srv.Config.ReadHeaderTimeout = 10 * time.Second
+	if opts.HeaderTimeout > 0 {
+		srv.Config.ReadHeaderTimeout = opts.HeaderTimeout
+	}
+	srv.Config.IdleTimeout = opts.IdleTimeout
 	rcfg := opts.Relay
 	if rcfg.FQDN == "" {
 		rcfg.FQDN = srv.Listener.Addr().String()
@@ -220,6 +230,14 @@ func NewStack(t testing.TB, opts StackOptions) *Stack {
 		opts.Mount(mux)
 	}
 	mux.Handle("/", rl.Handler())
+	if !opts.NetHTTP {
+		// As in the product: session requests take the fast path.
+		srv.Listener = rl.Listen(srv.Listener, relay.ListenConfig{
+			Handler:           mux,
+			ReadHeaderTimeout: srv.Config.ReadHeaderTimeout,
+			IdleTimeout:       srv.Config.IdleTimeout,
+		})
+	}
 	srv.Start()
 	back := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	backDone := make(chan struct{})

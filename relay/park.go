@@ -254,7 +254,7 @@ func (w *rawResponse) bytes() []byte {
 	buf.WriteString("Content-Length: ")
 	buf.WriteString(strconv.Itoa(len(w.body)))
 	buf.WriteString("\r\nDate: ")
-	buf.WriteString(time.Now().UTC().Format(http.TimeFormat))
+	buf.Write(appendDate(buf.AvailableBuffer()))
 	buf.WriteString("\r\n\r\n")
 	buf.Write(w.body)
 	return buf.Bytes()

@@ -199,16 +199,18 @@ func (f *fastServer) isClosing() bool {
 	return f.closing
 }
 
-// continueConn serves a connection whose parked poll was just answered,
-// in the calling goroutine.
-func (f *fastServer) continueConn(c net.Conn) {
+// goContinue serves, in a new goroutine, a connection whose parked poll
+// was just answered.
+func (f *fastServer) goContinue(c net.Conn) {
 	fc := &fastConn{c: c}
 	if !f.track(fc) {
 		_ = c.Close()
 		return
 	}
-	defer f.untrack(fc)
-	f.serve(fc, false)
+	go func() {
+		defer f.untrack(fc)
+		f.serve(fc, false)
+	}()
 }
 
 // shutdown stops accepting, closes idle connections, lets the others

@@ -141,10 +141,21 @@ func (r *Relay) park(ctx context.Context, q *request, preq session.PollRequest) 
 			return // the hijack failed: answered by the handler
 		}
 		next := p.answer(b, err)
-		r.parking.Add(-1)
-		if next != nil {
-			r.handOn(next)
+		if next == nil {
+			r.parking.Add(-1)
+			return
 		}
+		// The session's read loop may be the caller: the connection's
+		// next requests get a goroutine of their own.
+		if f := r.fast.Load(); f != nil {
+			f.goContinue(next) // tracked before the parking count drops
+			r.parking.Add(-1)
+			return
+		}
+		go func() {
+			defer r.parking.Add(-1)
+			r.handback.give(next)
+		}()
 	})
 	if !ok {
 		r.parking.Add(-1)
@@ -200,16 +211,6 @@ func (p *parked) answer(b session.Batch, err error) net.Conn {
 		p.s.Delivered(b.Messages[len(b.Messages)-1].Seq)
 	}
 	return conn
-}
-
-// handOn serves the next requests of a connection whose parked poll was
-// answered: in the fast path when there is one, else in net/http.
-func (r *Relay) handOn(c net.Conn) {
-	if f := r.fast.Load(); f != nil {
-		f.continueConn(c)
-		return
-	}
-	r.handback.give(c)
 }
 
 // rawResponse collects an answer that is written on a hijacked

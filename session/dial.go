@@ -120,6 +120,9 @@ func (t *handshakeTransport) RoundTrip(req *http.Request) (*http.Response, error
 		return nil, err
 	}
 	u := &upgradedConn{conn: conn}
+	if slot, ok := req.Context().Value(upgradedSlotKey{}).(*upgradedSlot); ok {
+		slot.u = u
+	}
 	if br.Buffered() > 0 {
 		// The target spoke right after its answer; those bytes are the
 		// first of the WebSocket stream.
@@ -134,9 +137,21 @@ func (t *handshakeTransport) RoundTrip(req *http.Request) (*http.Response, error
 type upgradedConn struct {
 	conn net.Conn
 	br   *bufio.Reader // nil once drained
+	// beforeRead, if set, runs before every read: the session's
+	// flushAnswer. Set before the session's read loop starts.
+	beforeRead func()
 }
 
+// upgradedSlot is where RoundTrip leaves the connection it upgraded,
+// for the dial that passed it in the request's context.
+type upgradedSlot struct{ u *upgradedConn }
+
+type upgradedSlotKey struct{}
+
 func (u *upgradedConn) Read(p []byte) (int, error) {
+	if u.beforeRead != nil {
+		u.beforeRead()
+	}
 	if u.br != nil {
 		if n := u.br.Buffered(); len(p) > n {
 			p = p[:n]

@@ -22,7 +22,9 @@ var errPark = errors.New("session: park the poll")
 // its answer with parked false, as Poll would. A poll still waiting is
 // parked (a struct on the session and the session's poll timer, no
 // goroutine) and PollPark returns parked true; answer is then called
-// exactly once, from a new goroutine, with what Poll would have
+// exactly once, without the session's lock, from a goroutine of its own
+// or from the session's read loop (so it must not block for long: the
+// session reads nothing from its target meanwhile), with what Poll would have
 // returned: messages, a heartbeat at the TTL, an empty batch when a
 // newer poll takes over, ErrUnknown when the session is forgotten. ctx
 // counts only during the grace: a parked poll does not see its client go
@@ -119,6 +121,10 @@ func (s *Session) checkParkedLocked() {
 	case s.removed:
 		s.answerParkedLocked(Batch{}, ErrUnknown)
 	case len(s.queue) > 0:
+		if s.inAnswer {
+			s.answerDue.Store(true) // see flushAnswer
+			return
+		}
 		s.answerParkedLocked(s.batchLocked(p.maxBytes), nil)
 	case !time.Now().Before(s.pollDue):
 		s.answerParkedLocked(Batch{Heartbeat: true}, nil)
@@ -127,16 +133,41 @@ func (s *Session) checkParkedLocked() {
 
 // answerParkedLocked detaches the parked poll and answers it from a new
 // goroutine: the answer writes to the network, which must not happen
-// under s.mu nor on the goroutine that queued a message.
+// under s.mu nor on a request's or a timer's goroutine.
 func (s *Session) answerParkedLocked(b Batch, err error) {
+	go s.detachParkedLocked(b, err)()
+}
+
+// detachParkedLocked detaches the parked poll and returns its answer,
+// to be run without s.mu.
+func (s *Session) detachParkedLocked(b Batch, err error) func() {
 	p := s.parked
 	s.parked = nil
 	if s.pollGen == p.gen {
 		s.pollGen = 0
 	}
-	go func() {
+	return func() {
 		s.cfg.Counters.pollHeld(-1)
 		s.endRequest()
 		p.answer(b, err)
-	}()
+	}
+}
+
+// flushAnswer answers the parked poll that the read loop left due (see
+// Session.answerDue), on the calling goroutine: the read loop, just
+// before it reads the target's socket or waits for room.
+func (s *Session) flushAnswer() {
+	if !s.answerDue.Load() {
+		return
+	}
+	s.mu.Lock()
+	s.answerDue.Store(false)
+	var answer func()
+	if p := s.parked; p != nil && len(s.queue) > 0 {
+		answer = s.detachParkedLocked(s.batchLocked(p.maxBytes), nil)
+	}
+	s.mu.Unlock()
+	if answer != nil {
+		answer()
+	}
 }

@@ -98,11 +98,15 @@ func (r *Registry) Open(ctx context.Context, req OpenRequest) (*Session, error) 
 	if r.isClosed() {
 		return nil, ErrCapacity
 	}
-	conn, err := r.dial(ctx, req)
+	conn, u, err := r.dial(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	s := newSession(r, conn, req)
+	if u != nil {
+		u.beforeRead = s.flushAnswer
+		s.readHooked = true
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -123,9 +127,13 @@ func (r *Registry) Open(ctx context.Context, req OpenRequest) (*Session, error) 
 	return s, nil
 }
 
-func (r *Registry) dial(ctx context.Context, req OpenRequest) (*websocket.Conn, error) {
+// dial opens the target's WebSocket; the upgraded connection beneath it
+// is returned too when the handshake went through handshakeTransport.
+func (r *Registry) dial(ctx context.Context, req OpenRequest) (*websocket.Conn, *upgradedConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
 	defer cancel()
+	slot := &upgradedSlot{}
+	ctx = context.WithValue(ctx, upgradedSlotKey{}, slot)
 	h := http.Header{}
 	if r.cfg.ForwardOrigin && req.Origin != "" {
 		h.Set("Origin", req.Origin)
@@ -145,10 +153,10 @@ func (r *Registry) dial(ctx context.Context, req OpenRequest) (*websocket.Conn, 
 		}
 		var ue *url.Error
 		timeout := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ue) && ue.Timeout())
-		return nil, &DialError{Err: err, Timeout: timeout}
+		return nil, nil, &DialError{Err: err, Timeout: timeout}
 	}
 	conn.SetReadLimit(r.cfg.MaxMessage)
-	return conn, nil
+	return conn, slot.u, nil
 }
 
 // remove forgets an ended session: its id and subdomain become unknown.

@@ -62,16 +62,26 @@ type Session struct {
 	pollTimer *time.Timer
 	pollDue   time.Time
 	parked    *parkedPoll // a poll held without a goroutine (see PollPark)
-	paused    bool        // the read loop waits for buffer space
-	pausedAt  int64       // count of pauses, to tell a ping that one happened
-	ending    bool        // the close message is queued
-	closeSeq  int64
-	endCode   int
-	cause     Cause // why the session ended; see metrics.go
-	removed   bool
-	active    int       // requests in progress
-	lastEnd   time.Time // when the last request ended
-	idle      *time.Timer
+	// While the read loop queues a message (inAnswer), a parked poll
+	// with messages to take is not answered at once: answerDue is set,
+	// and the read loop answers it itself, with every message queued by
+	// then, just before it next reads from the target's socket
+	// (flushAnswer). So messages that arrived together leave together,
+	// a lone message leaves at once, and no goroutine is started.
+	// readHooked says the read loop's socket reads call flushAnswer.
+	inAnswer   bool
+	answerDue  atomic.Bool
+	readHooked bool
+	paused     bool  // the read loop waits for buffer space
+	pausedAt   int64 // count of pauses, to tell a ping that one happened
+	ending     bool  // the close message is queued
+	closeSeq   int64
+	endCode    int
+	cause      Cause // why the session ended; see metrics.go
+	removed    bool
+	active     int       // requests in progress
+	lastEnd    time.Time // when the last request ended
+	idle       *time.Timer
 	// idleArmed says idle is pending. A request's end only notes lastEnd
 	// while it is: the timer checks lastEnd when it fires and re-arms.
 	idleArmed bool
@@ -123,6 +133,11 @@ func (s *Session) start() {
 func (s *Session) readLoop() {
 	for {
 		s.mu.Lock()
+		if s.queued >= s.cfg.MaxBuffered && s.answerDue.Load() {
+			s.mu.Unlock()
+			s.flushAnswer() // before the wait: the answer is what frees room
+			s.mu.Lock()
+		}
 		for s.queued >= s.cfg.MaxBuffered && !s.ending {
 			if !s.paused {
 				s.paused = true
@@ -157,7 +172,9 @@ func (s *Session) readLoop() {
 			s.queue = append(s.queue, &Message{Seq: s.nextSeq, Kind: kind, Data: data})
 			s.nextSeq++
 			s.queued += int64(len(data))
+			s.inAnswer = s.readHooked
 			s.notifyLocked()
+			s.inAnswer = false
 		}
 		s.mu.Unlock()
 		s.cfg.Counters.fromTarget(len(data))

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"golang.org/x/time/rate"
 )
 
 // target is the WebSocket server every workload talks to, on loopback:
@@ -38,7 +37,7 @@ func newTarget(epoch time.Time) (*target, error) {
 	t := &target{epoch: epoch, ln: ln, base: "ws://" + ln.Addr().String(), ctx: ctx, cancel: cancel, served: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/echo", t.handle(t.echo))
-	mux.HandleFunc("/stream", t.handle(t.stream))
+	mux.HandleFunc("/stream", t.rawStream)
 	t.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(t.served)
@@ -114,34 +113,6 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 		}
 		if err != nil {
 			return buf, err
-		}
-	}
-}
-
-// stream waits for one message, then pushes numbered payloads until the
-// connection fails.
-func (t *target) stream(ctx context.Context, c *websocket.Conn, r *http.Request) {
-	size, _ := strconv.Atoi(r.URL.Query().Get("size"))
-	perSec, _ := strconv.ParseFloat(r.URL.Query().Get("rate"), 64)
-	if _, _, err := c.Read(ctx); err != nil {
-		return
-	}
-	ctx = c.CloseRead(ctx)
-	var lim *rate.Limiter
-	if perSec > 0 {
-		lim = rate.NewLimiter(rate.Limit(perSec), 1)
-	}
-	buf := make([]byte, 0, max(size, 64))
-	for seq := int64(1); ; seq++ {
-		if lim != nil {
-			if err := lim.Wait(ctx); err != nil {
-				return
-			}
-		}
-		buf = appendPayload(buf[:0], seq, time.Since(t.epoch), size)
-		// No context: the connection's close ends a blocked write.
-		if err := c.Write(context.Background(), websocket.MessageText, buf); err != nil {
-			return
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/polysocket/polysocket/session"
 )
 
@@ -85,5 +86,42 @@ func TestParkedPollTakesWhatArrivedTogether(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("the parked poll was not answered")
+	}
+}
+
+// A flood of tiny messages is bounded by what the queue holds in
+// memory: each message counts 72 bytes besides its payload, so 64-byte
+// messages fill MaxBuffered at about half the payload they would alone.
+func TestTinyMessagesCountTheirOverhead(t *testing.T) {
+	const maxBuffered, size = 64 << 10, 64
+	var wg sync.WaitGroup
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wg.Add(1)
+		defer wg.Done()
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		msg := make([]byte, size)
+		for i := 0; i < 100000; i++ { // until the relay stops reading and closes
+			if err := c.Write(r.Context(), websocket.MessageBinary, msg); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(func() { srv.Close(); wg.Wait() }) // runs after the registry's cleanup ends the session
+	reg := newRegistry(t, session.Config{MaxBuffered: maxBuffered})
+	s := open(t, reg, "ws"+strings.TrimPrefix(srv.URL, "http"))
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.Paused() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !s.Paused() {
+		t.Fatal("the session never stopped reading its target")
+	}
+	n := s.Buffered() / size
+	if limit := int64(maxBuffered/(size+72) + 1); n > limit || n < limit-1 {
+		t.Fatalf("%d messages queued, want %d (MaxBuffered %d, %d bytes each with 72 of bookkeeping)", n, limit, maxBuffered, size)
 	}
 }

@@ -31,8 +31,9 @@ type Config struct {
 	// fragments are assembled. Default 1 MiB.
 	MaxMessage int64
 	// MaxBuffered is the most bytes of target messages a session buffers
-	// for its client; at the bound it stops reading from the target.
-	// Default 1 MiB.
+	// for its client, each message counted with 72 bytes of bookkeeping
+	// (so a flood of tiny messages is bounded by memory, not payload);
+	// at the bound it stops reading from the target. Default 1 MiB.
 	MaxBuffered int64
 	// SendWindow is how far ahead of the last applied send number a send
 	// may arrive and be held. Default 64.

@@ -12,6 +12,10 @@ const (
 	Close
 )
 
+// msgOverhead is what a queued message costs beside its payload: the
+// Message (64 bytes on 64-bit) and its slot in the queue.
+const msgOverhead = 72
+
 // Message is one message queued for the client. Its fields are never
 // changed once queued, so a poll may hand it out without copying.
 type Message struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,13 +50,17 @@ type Session struct {
 	wdArmed    atomic.Bool
 	wdog       atomic.Pointer[time.Timer]
 
-	mu      sync.Mutex
-	queue   []*Message // messages for the client, oldest first, unacked
-	queued  int64      // bytes of Data in queue
-	nextSeq int64
-	changed chan struct{} // closed on any change; nil when nobody waits
-	pollGen uint64        // the poll holding the turn (see Poll); 0: none
-	pollSeq uint64        // the last poll's number
+	mu     sync.Mutex
+	queue  []*Message // messages for the client, oldest first, unacked
+	queued int64      // bytes of Data in queue
+	// queueMem is queued plus msgOverhead a message: the memory MaxBuffered
+	// bounds. Counting payload alone let a flood of 64-byte messages
+	// hold twice MaxBuffered.
+	queueMem int64
+	nextSeq  int64
+	changed  chan struct{} // closed on any change; nil when nobody waits
+	pollGen  uint64        // the poll holding the turn (see Poll); 0: none
+	pollSeq  uint64        // the last poll's number
 	// pollTimer ends held polls at their TTL: made at the first held
 	// poll, reset by each one, it wakes the waiters, and the owner
 	// checks pollDue.
@@ -127,18 +132,23 @@ func (s *Session) start() {
 	}()
 }
 
+// readYieldEvery is how many target messages the read loop takes before
+// it lets other goroutines run.
+const readYieldEvery = 16
+
 // readLoop moves target messages into the queue. When the queue holds
 // MaxBuffered bytes it stops reading, so the target meets TCP
 // backpressure instead of the relay dropping or hoarding messages.
 func (s *Session) readLoop() {
+	burst := 0
 	for {
 		s.mu.Lock()
-		if s.queued >= s.cfg.MaxBuffered && s.answerDue.Load() {
+		if s.queueMem >= s.cfg.MaxBuffered && s.answerDue.Load() {
 			s.mu.Unlock()
 			s.flushAnswer() // before the wait: the answer is what frees room
 			s.mu.Lock()
 		}
-		for s.queued >= s.cfg.MaxBuffered && !s.ending {
+		for s.queueMem >= s.cfg.MaxBuffered && !s.ending {
 			if !s.paused {
 				s.paused = true
 				s.pausedAt++
@@ -172,12 +182,21 @@ func (s *Session) readLoop() {
 			s.queue = append(s.queue, &Message{Seq: s.nextSeq, Kind: kind, Data: data})
 			s.nextSeq++
 			s.queued += int64(len(data))
+			s.queueMem += int64(len(data)) + msgOverhead
 			s.inAnswer = s.readHooked
 			s.notifyLocked()
 			s.inAnswer = false
 		}
 		s.mu.Unlock()
 		s.cfg.Counters.fromTarget(len(data))
+		if burst++; burst%readYieldEvery == 0 {
+			// A target that pushes without pause never blocks this loop,
+			// and a goroutine that does not block runs for its whole
+			// time slice (10 ms): with a thousand such loops a request's
+			// goroutine waited seconds for its turn. Short turns keep
+			// the queue of runnable goroutines moving.
+			runtime.Gosched()
+		}
 	}
 }
 
@@ -379,7 +398,7 @@ func (s *Session) removeNow() {
 	}
 	s.removed = true
 	s.queue = nil
-	s.queued = 0
+	s.queued, s.queueMem = 0, 0
 	s.notifyLocked()
 	s.mu.Unlock()
 	s.stopTimers()

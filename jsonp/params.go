@@ -66,9 +66,20 @@ func (p Params) parse(r *http.Request, maxBody int64) error {
 			return &ParamError{Msg: fmt.Sprintf("unsupported content type %q: send application/x-www-form-urlencoded or text/plain", ct)}
 		}
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		return &ParamError{Msg: "reading body: " + err.Error()}
+	var body []byte
+	if u, ok := r.Body.(interface{ Unread() []byte }); ok {
+		// A body already in memory (the relay's fast path) is read in
+		// place.
+		body = u.Unread()
+		if int64(len(body)) > maxBody {
+			body = body[:maxBody+1]
+		}
+	} else {
+		var err error
+		body, err = io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+		if err != nil {
+			return &ParamError{Msg: "reading body: " + err.Error()}
+		}
 	}
 	if int64(len(body)) > maxBody {
 		return ErrBodyTooLarge

@@ -278,7 +278,7 @@ func (f *fastServer) serve(fc *fastConn, fresh bool) {
 		br.Reset(nil)
 		fastReaders.Put(br)
 	}()
-	fr := &fastRequest{}
+	fr := &fastRequest{remote: c.RemoteAddr().String()}
 	fr.w.fr = fr
 	for {
 		fc.idle.Store(true)
@@ -351,6 +351,18 @@ type fastRequest struct {
 	body bodyReader
 	buf  []byte // the body
 	w    fastWriter
+	// The connection's address, and the last path, host and content
+	// type as strings: a client sends the same ones request after
+	// request, so each is made once.
+	remote, path, host, contentType string
+}
+
+// intern returns *last when it spells b, else makes it so.
+func intern(last *string, b []byte) string {
+	if *last != string(b) { // compiled without an allocation
+		*last = string(b)
+	}
+	return *last
 }
 
 // release drops what the request referenced.
@@ -362,9 +374,21 @@ func (fr *fastRequest) release() {
 }
 
 // bodyReader is a request body that costs no allocation to attach.
-type bodyReader struct{ bytes.Reader }
+type bodyReader struct {
+	bytes.Reader
+	b []byte
+}
 
 func (*bodyReader) Close() error { return nil }
+
+// Reset reads b from its start.
+func (r *bodyReader) Reset(b []byte) {
+	r.b = b
+	r.Reader.Reset(b)
+}
+
+// Unread is what is left to read, without a copy (jsonp reads it so).
+func (r *bodyReader) Unread() []byte { return r.b[len(r.b)-r.Len():] }
 
 // readRequest reads one request head, and its body, into fr.
 func (f *fastServer) readRequest(fr *fastRequest, c net.Conn, br *bufio.Reader) int {
@@ -400,16 +424,21 @@ func (f *fastServer) readRequest(fr *fastRequest, c net.Conn, br *bufio.Reader) 
 	}
 	// Everything taken from the head is copied before the body is read:
 	// reading may move the bytes in br.
-	fr.url = url.URL{Path: string(h.path), RawQuery: string(h.query)}
+	fr.url = url.URL{Path: intern(&fr.path, h.path), RawQuery: string(h.query)}
 	if fr.hdr == nil {
 		fr.hdr = make(http.Header, 1)
-	} else {
-		clear(fr.hdr)
 	}
 	if len(h.contentType) > 0 {
-		fr.hdr["Content-Type"] = []string{string(h.contentType)}
+		ct := intern(&fr.contentType, h.contentType)
+		if v := fr.hdr["Content-Type"]; len(v) == 1 && v[0] == ct {
+			// kept from the last request
+		} else {
+			fr.hdr["Content-Type"] = []string{ct}
+		}
+	} else {
+		delete(fr.hdr, "Content-Type")
 	}
-	host := string(h.host)
+	host := intern(&fr.host, h.host)
 	method := http.MethodGet
 	if h.method == http.MethodPost {
 		method = http.MethodPost
@@ -435,6 +464,8 @@ func (f *fastServer) readRequest(fr *fastRequest, c net.Conn, br *bufio.Reader) 
 		body = &fr.body
 	}
 	_ = c.SetReadDeadline(time.Time{})
+	// RequestURI is left empty: nothing on the session paths reads it,
+	// and it would be one more string per request.
 	fr.req = http.Request{
 		Method:        method,
 		URL:           &fr.url,
@@ -446,8 +477,7 @@ func (f *fastServer) readRequest(fr *fastRequest, c net.Conn, br *bufio.Reader) 
 		ContentLength: h.contentLength,
 		Close:         h.close,
 		Host:          host,
-		RemoteAddr:    c.RemoteAddr().String(),
-		RequestURI:    string(h.target),
+		RemoteAddr:    fr.remote,
 	}
 	return readOK
 }

@@ -86,7 +86,7 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 			break
 		}
 	}
-	if b.cfg.Direct && b.cfg.Mode != ModeIdle && ctx.Err() == nil {
+	if (b.cfg.Direct || b.cfg.DirectTarget != "") && b.cfg.Mode != ModeIdle && ctx.Err() == nil {
 		rep.Direct = b.runPath(ctx, &directPath{b: b, tg: tg}, epoch)
 	}
 	return rep, ctx.Err()

@@ -24,6 +24,9 @@ func TestRun(t *testing.T) {
 		{name: "stream", cfg: Config{Mode: ModeStream, Concurrency: 3, Rate: 2000}, direct: true},
 		{name: "stream-unpaced", cfg: Config{Mode: ModeStream, Concurrency: 2}},
 		{name: "idle", cfg: Config{Mode: ModeIdle, Concurrency: 4, PollTTL: 200 * time.Millisecond}},
+		// The baseline against another server's echo: the test stack's
+		// target, a real coder/websocket echo (set below).
+		{name: "echo-direct-target", cfg: Config{Mode: ModeEcho, Concurrency: 2, DirectTarget: "set below"}, direct: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -34,6 +37,10 @@ func TestRun(t *testing.T) {
 			cfg.Warmup = 100 * time.Millisecond
 			cfg.Direct = tt.direct
 			cfg.Timeout = 10 * time.Second
+			if cfg.DirectTarget != "" {
+				cfg.Direct = false // implied
+				cfg.DirectTarget = testenv.NewTarget(t, testenv.TargetOptions{}).URL
+			}
 			b, err := New(cfg, zaptest.NewLogger(t))
 			if err != nil {
 				t.Fatal(err)
@@ -55,6 +62,19 @@ func TestRun(t *testing.T) {
 				checkResult(t, r, cfg)
 			}
 		})
+	}
+}
+
+// A direct target must be a WebSocket URL, and only echo can use it.
+func TestDirectTargetChecked(t *testing.T) {
+	for _, cfg := range []Config{
+		{Mode: ModeEcho, DirectTarget: "http://127.0.0.1:1/echo"},
+		{Mode: ModeEcho, DirectTarget: "ws://"},
+		{Mode: ModeStream, DirectTarget: "ws://127.0.0.1:1/echo"},
+	} {
+		if _, err := New(cfg, nil); err == nil {
+			t.Errorf("%+v: accepted", cfg)
+		}
 	}
 }
 

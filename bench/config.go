@@ -53,6 +53,11 @@ type Config struct {
 	// Direct also runs the workload over a plain WebSocket to the same
 	// target, as the baseline (echo and stream modes).
 	Direct bool
+	// DirectTarget, if set, is a WebSocket echo target of another
+	// process (e.g. polysocket both's /echo) that the direct baseline
+	// uses instead of the tool's own: the cost of a WebSocket round trip
+	// between processes. Echo mode only; it implies Direct.
+	DirectTarget string
 	// RelayPID is the relay's process id, whose RSS idle mode reports
 	// (Linux /proc). Zero means no RSS figures.
 	RelayPID int
@@ -112,6 +117,15 @@ func (c Config) validate() error {
 	}
 	if c.Concurrency < 0 || c.Size < 0 || c.Duration < 0 || c.Warmup < 0 || c.Rate < 0 || c.CreateParallel < 0 {
 		return errors.New("concurrency, size, duration, warmup, rate and create parallelism must not be negative")
+	}
+	if c.DirectTarget != "" {
+		u, err := url.Parse(c.DirectTarget)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return fmt.Errorf("direct target %q is not a ws(s) URL", c.DirectTarget)
+		}
+		if c.Mode != ModeEcho {
+			return errors.New("a direct target is for echo mode only")
+		}
 	}
 	for _, r := range c.Routers {
 		u, err := url.Parse(r)

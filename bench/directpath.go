@@ -19,7 +19,11 @@ func (p *directPath) open(ctx context.Context, _ *stats) (conn, error) {
 	cfg := p.b.cfg
 	dctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	c, _, err := websocket.Dial(dctx, p.tg.url(cfg.Mode, cfg.Size, cfg.Rate), nil)
+	target := p.tg.url(cfg.Mode, cfg.Size, cfg.Rate)
+	if cfg.DirectTarget != "" {
+		target = cfg.DirectTarget
+	}
+	c, _, err := websocket.Dial(dctx, target, nil)
 	if err != nil {
 		return nil, err
 	}

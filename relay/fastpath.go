@@ -76,8 +76,10 @@ type fastServer struct {
 	closeLn sync.Once
 	done    chan struct{} // closed with the listener
 
+	// closing is set under mu, so that track never registers a loop once
+	// shutdown waits; loops read it without the lock, per request.
 	mu      sync.Mutex
-	closing bool
+	closing atomic.Bool
 	conns   map[*fastConn]struct{}
 	wg      sync.WaitGroup // the accept loop and every connection's loop
 }
@@ -178,7 +180,7 @@ func (f *fastServer) acceptLoop() {
 func (f *fastServer) track(fc *fastConn) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closing {
+	if f.closing.Load() {
 		return false
 	}
 	f.conns[fc] = struct{}{}
@@ -193,11 +195,7 @@ func (f *fastServer) untrack(fc *fastConn) {
 	f.wg.Done()
 }
 
-func (f *fastServer) isClosing() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.closing
-}
+func (f *fastServer) isClosing() bool { return f.closing.Load() }
 
 // goContinue serves, in a new goroutine, a connection whose parked poll
 // was just answered.
@@ -218,7 +216,7 @@ func (f *fastServer) goContinue(c net.Conn) {
 func (f *fastServer) shutdown(ctx context.Context) error {
 	f.closeListener()
 	f.mu.Lock()
-	f.closing = true
+	f.closing.Store(true)
 	for fc := range f.conns {
 		if fc.idle.Load() {
 			_ = fc.c.Close()
@@ -439,10 +437,6 @@ func (f *fastServer) readRequest(fr *fastRequest, c net.Conn, br *bufio.Reader) 
 		delete(fr.hdr, "Content-Type")
 	}
 	host := intern(&fr.host, h.host)
-	method := http.MethodGet
-	if h.method == http.MethodPost {
-		method = http.MethodPost
-	}
 	if _, err := br.Discard(len(head)); err != nil {
 		return readFailed
 	}
@@ -467,7 +461,7 @@ func (f *fastServer) readRequest(fr *fastRequest, c net.Conn, br *bufio.Reader) 
 	// RequestURI is left empty: nothing on the session paths reads it,
 	// and it would be one more string per request.
 	fr.req = http.Request{
-		Method:        method,
+		Method:        h.method,
 		URL:           &fr.url,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,

@@ -170,7 +170,6 @@ func (s *Session) ackLocked(seq int64) {
 	i := 0
 	for i < len(s.queue) && s.queue[i].Seq <= seq {
 		s.queued -= int64(len(s.queue[i].Data))
-		s.queueMem -= int64(len(s.queue[i].Data)) + msgOverhead
 		s.queue[i] = nil
 		i++
 	}

@@ -50,17 +50,13 @@ type Session struct {
 	wdArmed    atomic.Bool
 	wdog       atomic.Pointer[time.Timer]
 
-	mu     sync.Mutex
-	queue  []*Message // messages for the client, oldest first, unacked
-	queued int64      // bytes of Data in queue
-	// queueMem is queued plus msgOverhead a message: the memory MaxBuffered
-	// bounds. Counting payload alone let a flood of 64-byte messages
-	// hold twice MaxBuffered.
-	queueMem int64
-	nextSeq  int64
-	changed  chan struct{} // closed on any change; nil when nobody waits
-	pollGen  uint64        // the poll holding the turn (see Poll); 0: none
-	pollSeq  uint64        // the last poll's number
+	mu      sync.Mutex
+	queue   []*Message // messages for the client, oldest first, unacked
+	queued  int64      // bytes of Data in queue
+	nextSeq int64
+	changed chan struct{} // closed on any change; nil when nobody waits
+	pollGen uint64        // the poll holding the turn (see Poll); 0: none
+	pollSeq uint64        // the last poll's number
 	// pollTimer ends held polls at their TTL: made at the first held
 	// poll, reset by each one, it wakes the waiters, and the owner
 	// checks pollDue.
@@ -136,6 +132,15 @@ func (s *Session) start() {
 // it lets other goroutines run.
 const readYieldEvery = 16
 
+// fullLocked reports whether the queue holds MaxBuffered: its payload
+// plus msgOverhead a message, the memory it takes (counting payload
+// alone let a flood of 64-byte messages hold twice MaxBuffered). The
+// close message, queued only when the session ends, counts too; the read
+// loop stops then anyway.
+func (s *Session) fullLocked() bool {
+	return s.queued+int64(len(s.queue))*msgOverhead >= s.cfg.MaxBuffered
+}
+
 // readLoop moves target messages into the queue. When the queue holds
 // MaxBuffered bytes it stops reading, so the target meets TCP
 // backpressure instead of the relay dropping or hoarding messages.
@@ -143,12 +148,12 @@ func (s *Session) readLoop() {
 	burst := 0
 	for {
 		s.mu.Lock()
-		if s.queueMem >= s.cfg.MaxBuffered && s.answerDue.Load() {
+		if s.fullLocked() && s.answerDue.Load() {
 			s.mu.Unlock()
 			s.flushAnswer() // before the wait: the answer is what frees room
 			s.mu.Lock()
 		}
-		for s.queueMem >= s.cfg.MaxBuffered && !s.ending {
+		for s.fullLocked() && !s.ending {
 			if !s.paused {
 				s.paused = true
 				s.pausedAt++
@@ -182,7 +187,6 @@ func (s *Session) readLoop() {
 			s.queue = append(s.queue, &Message{Seq: s.nextSeq, Kind: kind, Data: data})
 			s.nextSeq++
 			s.queued += int64(len(data))
-			s.queueMem += int64(len(data)) + msgOverhead
 			s.inAnswer = s.readHooked
 			s.notifyLocked()
 			s.inAnswer = false
@@ -398,7 +402,7 @@ func (s *Session) removeNow() {
 	}
 	s.removed = true
 	s.queue = nil
-	s.queued, s.queueMem = 0, 0
+	s.queued = 0
 	s.notifyLocked()
 	s.mu.Unlock()
 	s.stopTimers()

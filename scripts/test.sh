@@ -4,7 +4,9 @@
 # and headless-Chromium tests), then each fuzz target for a bounded time.
 # Installs what the tests need (redis-server, chromium) when missing.
 #
-#   FUZZTIME=10s   time per fuzz target (0 skips fuzzing)
+#   FUZZTIME=0     skips fuzzing; any other value (1m, 500000x) is passed
+#                  to scripts/fuzz.sh, whose default is a fixed number of
+#                  executions per target (about 10 s each)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,8 +32,8 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 30m ./...
 
-if [ "${FUZZTIME:-10s}" != "0" ] && [ -x scripts/fuzz.sh ]; then
-  echo "== fuzzing (${FUZZTIME:-10s} per target)"
-  FUZZTIME="${FUZZTIME:-10s}" scripts/fuzz.sh
+if [ "${FUZZTIME:-}" != "0" ] && [ -x scripts/fuzz.sh ]; then
+  echo "== fuzzing (${FUZZTIME:-a fixed execution count} per target)"
+  scripts/fuzz.sh
 fi
 echo "== all tests passed"

@@ -21,6 +21,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/polysocket/polysocket/internal/testenv"
 	"github.com/polysocket/polysocket/relay"
+	"github.com/polysocket/polysocket/session"
 )
 
 const biCB = "biCb.$x_1"
@@ -470,6 +471,23 @@ func TestRelaySendWindowEdge(t *testing.T) {
 	biCheck(t, e.do(t, http.MethodGet, "/s/"+sock, "t=t&d=x&n=64", "", ""), "", http.StatusCreated, "")
 }
 
+// TestRelayHeldFullIsRetryable: an early send that would take the held
+// bytes over MaxHeld is refused with 503 unavailable, not 413: nothing
+// is dropped, and the same n succeeds once the gap before it is filled.
+func TestRelayHeldFullIsRetryable(t *testing.T) {
+	t.Parallel()
+	e := newBIEnv(t, testenv.StackOptions{Session: session.Config{MaxHeld: 8}}, testenv.TargetOptions{})
+	sock := e.open(t)
+	biCheck(t, e.do(t, http.MethodGet, "/s/"+sock, "t=t&d=early&n=2", "", ""), "", http.StatusCreated, "")
+	biCheck(t, e.do(t, http.MethodGet, "/s/"+sock, "t=t&d=later&n=3", "", ""), "", http.StatusServiceUnavailable, "unavailable")
+	biCheck(t, e.do(t, http.MethodGet, "/s/"+sock, "t=t&d=first&n=1", "", ""), "", http.StatusCreated, "")
+	biCheck(t, e.do(t, http.MethodGet, "/s/"+sock, "t=t&d=later&n=3", "", ""), "", http.StatusCreated, "")
+	got := e.texts(t, sock, 3)
+	if strings.Join(got, ",") != "first,early,later" {
+		t.Fatalf("echoes %q, want first, early, later", got)
+	}
+}
+
 func TestRelayUnnumberedSends(t *testing.T) {
 	t.Parallel()
 	e := newBIEnv(t, testenv.StackOptions{}, testenv.TargetOptions{})
@@ -477,17 +495,7 @@ func TestRelayUnnumberedSends(t *testing.T) {
 	for _, d := range []string{"one", "two", "three"} {
 		biCheck(t, e.do(t, http.MethodGet, "/s/"+sock, "t=t&d="+d, "", ""), "", http.StatusCreated, "")
 	}
-	var got []string
-	var ack int64
-	for i := 0; i < 10 && len(got) < 3; i++ {
-		r := biCheck(t, e.do(t, http.MethodGet, "/j/"+sock, "ttl=2000&a="+biItoa(ack), "", ""), "", http.StatusOK, "")
-		for _, m := range r.Messages {
-			if m.Type == "text" {
-				got = append(got, m.Data)
-				ack = m.Seq
-			}
-		}
-	}
+	got := e.texts(t, sock, 3)
 	if strings.Join(got, ",") != "one,two,three" {
 		t.Fatalf("echoes %q, want one, two, three in order", got)
 	}
@@ -508,6 +516,24 @@ func TestRelayOversizedURL(t *testing.T) {
 		t.Fatalf("status %d, want 431", a.status)
 	}
 	biCheck(t, e2.do(t, http.MethodGet, "/s/"+sock, "t=t&d="+strings.Repeat("z", 32<<10), "", ""), "", http.StatusCreated, "")
+}
+
+// texts polls sock (acking) until it has n text messages or ten polls
+// went by, and returns their data.
+func (e *biEnv) texts(t *testing.T, sock string, n int) []string {
+	t.Helper()
+	var got []string
+	var ack int64
+	for i := 0; i < 10 && len(got) < n; i++ {
+		r := biCheck(t, e.do(t, http.MethodGet, "/j/"+sock, "ttl=2000&a="+biItoa(ack), "", ""), "", http.StatusOK, "")
+		for _, m := range r.Messages {
+			if m.Type == "text" {
+				got = append(got, m.Data)
+				ack = m.Seq
+			}
+		}
+	}
+	return got
 }
 
 func biMaxBody(n int64) relay.Config { return relay.Config{MaxBody: n} }

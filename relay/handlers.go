@@ -184,6 +184,9 @@ func (r *Relay) handleSend(w http.ResponseWriter, req *http.Request) {
 		q.fail(control.CodeSocket, "socket is closed")
 	case errors.Is(err, session.ErrTooLarge):
 		q.fail(control.CodeTooLarge, "message over "+strconv.FormatInt(r.reg.Config().MaxMessage, 10)+" bytes; the partial message was dropped")
+	case errors.Is(err, session.ErrHeldFull):
+		// Nothing was dropped: the client retries this n later.
+		q.fail(control.CodeUnavailable, "early sends hold too many bytes; retry once the sends before this one have arrived")
 	case errors.Is(err, session.ErrWindow):
 		q.fail(control.CodeParams, "n is too far ahead of the last applied send")
 	case errors.Is(err, session.ErrFragmentType):

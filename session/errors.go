@@ -15,9 +15,12 @@ var (
 	// ErrWindow: a send number is too far ahead of the last applied one.
 	ErrWindow = errors.New("send number too far ahead")
 	// ErrTooLarge: a message is over the size limit (the partial message
-	// is dropped; the session goes on), or early sends hold too many
-	// bytes.
+	// is dropped; the session goes on).
 	ErrTooLarge = errors.New("message too large")
+	// ErrHeldFull: an early send would take the bytes held for their turn
+	// over MaxHeld. It was not kept; the client retries it once the sends
+	// before it have arrived. Unlike ErrTooLarge nothing is dropped.
+	ErrHeldFull = errors.New("too many bytes of early sends held")
 	// ErrFragmentType: a fragment's type differs from the first one's.
 	ErrFragmentType = errors.New("fragment type differs from the message's first fragment")
 	// ErrCapacity: the registry is full or no longer takes sessions.

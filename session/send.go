@@ -29,7 +29,8 @@ type SendRequest struct {
 // to the target as one WebSocket message before Send returns.
 //
 // Errors: ErrClosed (the session ended), ErrWindow, ErrTooLarge (the
-// partial message is dropped; the session goes on), ErrFragmentType.
+// partial message is dropped; the session goes on), ErrHeldFull (an early
+// send not kept, to be retried), ErrFragmentType.
 func (s *Session) Send(ctx context.Context, req SendRequest) error {
 	s.beginRequest()
 	defer s.endRequest()
@@ -81,7 +82,7 @@ func (s *Session) holdLocked(req SendRequest) error {
 		return nil
 	}
 	if s.heldLen+int64(len(req.Data)) > s.cfg.MaxHeld {
-		return ErrTooLarge
+		return ErrHeldFull
 	}
 	if s.held == nil {
 		s.held = make(map[int64]heldSend)

@@ -109,7 +109,7 @@ func TestSendWindowAndHeld(t *testing.T) {
 	if err := s.Send(ctx, session.SendRequest{N: 3, Data: []byte("0123456789")}); err != nil {
 		t.Fatalf("held: %v", err)
 	}
-	if err := s.Send(ctx, session.SendRequest{N: 2, Data: []byte("y")}); !errors.Is(err, session.ErrTooLarge) {
+	if err := s.Send(ctx, session.SendRequest{N: 2, Data: []byte("y")}); !errors.Is(err, session.ErrHeldFull) {
 		t.Fatalf("over MaxHeld: %v", err)
 	}
 	if err := s.Send(ctx, session.SendRequest{N: 2, Data: []byte("")}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -21,6 +22,8 @@ func TestBrowser(t *testing.T) {
 	browser := startBrowser(t)
 	t.Run("echo", func(t *testing.T) { testEcho(t, browser) })
 	t.Run("burst", func(t *testing.T) { testBurst(t, browser) })
+	t.Run("dropped-sends", func(t *testing.T) { testDroppedSends(t, browser) })
+	t.Run("stuck-send", func(t *testing.T) { testStuckSend(t, browser) })
 	t.Run("ten-sessions", func(t *testing.T) { testTenSessions(t, browser) })
 	t.Run("close-by-client", func(t *testing.T) { testCloseByClient(t, browser) })
 	t.Run("close-by-target", func(t *testing.T) { testCloseByTarget(t, browser) })
@@ -148,16 +151,25 @@ func wantNumbered(t *testing.T, evs []event, n int) {
 	}
 }
 
+// maxFlight is polysocket.js's MAX_FLIGHT: whole small messages in
+// flight at once.
+const maxFlight = 4
+
 // testBurst sends 1,000 numbered messages at once; the echoes must come
-// back complete and in order.
+// back complete and in order, with the sends pipelined.
 func testBurst(t *testing.T, browser context.Context) {
 	e := newEnv(t, browser, "none", session.Config{})
 	tg := testenv.NewTarget(t, testenv.TargetOptions{})
 	id := e.openRelay(tg.URL)
+	start := time.Now()
 	e.tab.eval(fmt.Sprintf("T.burst(%d, 1000)", id), nil)
 	evs := e.tab.events(id, 1001, 80*time.Second)
+	t.Logf("1,000 sends echoed in %v; at most %d sends in flight", time.Since(start).Round(10*time.Millisecond), e.front.maxSends())
 	wantNumbered(t, evs, 1000)
 	wantNoResends(t, e)
+	if m := e.front.maxSends(); m < 2 || m > maxFlight {
+		t.Fatalf("at most %d sends in flight at once, want 2…%d", m, maxFlight)
+	}
 	var st struct {
 		BufferedAmount int `json:"bufferedAmount"`
 	}
@@ -389,6 +401,55 @@ func testDroppedPoll(t *testing.T, browser context.Context) {
 	}
 	if !strings.Contains(dropped[0], `"m0"`) {
 		t.Logf("dropped response: %s", short(dropped[0]))
+	}
+}
+
+// testDroppedSends: the front answers every 20th /s with a 502, after
+// the relay applied the send. The library retries each
+// with the same n while later sends are in flight; the relay applies
+// each once, in order.
+func testDroppedSends(t *testing.T, browser context.Context) {
+	e := newEnv(t, browser, "none", session.Config{})
+	tg := testenv.NewTarget(t, testenv.TargetOptions{})
+	id := e.openRelay(tg.URL)
+	e.front.dropSends(20, 5)
+	e.tab.eval(fmt.Sprintf("T.burst(%d, 200)", id), nil)
+	evs := e.tab.events(id, 201, 60*time.Second)
+	wantNumbered(t, evs, 200)
+	sent := map[string]int{}
+	for _, r := range e.front.requests() {
+		if strings.HasPrefix(r.Path, "/s/") {
+			q, _ := url.ParseQuery(r.Query)
+			if r.Method == "POST" {
+				q = nil // a retry's parameters are in its body
+			}
+			sent[q.Get("n")]++
+		}
+	}
+	if retries := sent[""]; retries < 5 {
+		t.Fatalf("%d sends retried, want at least the 5 whose answers were lost", retries)
+	}
+	if m := e.front.maxSends(); m < 2 {
+		t.Fatalf("at most %d sends in flight at once, want pipelining", m)
+	}
+}
+
+// testStuckSend: send 10 fails four times before reaching the relay
+// (about 4 s of retries with backoff) while 300 more wait. The library sends nothing
+// new while it retries, so no send runs past the relay's window of 64
+// (a 400 that would drop it); all arrive once, in order.
+func testStuckSend(t *testing.T, browser context.Context) {
+	e := newEnv(t, browser, "none", session.Config{})
+	tg := testenv.NewTarget(t, testenv.TargetOptions{})
+	id := e.openRelay(tg.URL)
+	e.front.failSend("10", 4)
+	e.tab.eval(fmt.Sprintf("T.burst(%d, 300)", id), nil)
+	evs := e.tab.events(id, 301, 60*time.Second)
+	wantNumbered(t, evs, 300)
+	for _, r := range e.front.requests() {
+		if strings.HasPrefix(r.Path, "/s/") && r.Status != 0 && r.Status != http.StatusCreated {
+			t.Fatalf("a send was answered %d: %s %s?%s", r.Status, r.Method, r.Path, short(r.Query))
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -40,6 +41,12 @@ type front struct {
 	mu       sync.Mutex
 	reqs     []seen
 	dropJ    int             // /j responses with messages still to drop
+	dropS    int             // /s responses still to drop
+	sEvery   int             // drop every sEvery-th /s response
+	sSeen    int             // /s requests answered by the relay
+	sNow     int             // /s requests being forwarded
+	sMax     int             // the most /s requests forwarded at once
+	failN    map[string]int  // /s answers still to replace by a 502, per n
 	dropped  []string        // bodies of the dropped responses
 	blackout string          // a host whose requests are cut; "" for none
 	inflight map[*int]func() // cancels for requests being forwarded
@@ -94,6 +101,31 @@ func (f *front) dropOneJ() {
 	f.mu.Unlock()
 }
 
+// dropSends makes the front replace every every-th /s response by a 502,
+// count times, after the relay has answered it: the send was applied,
+// but the browser sees a failure.
+func (f *front) dropSends(every, count int) {
+	f.mu.Lock()
+	f.sEvery, f.dropS = every, count
+	f.mu.Unlock()
+}
+
+// failSend makes the front answer the send numbered n with a 502, times
+// times (first try and retries alike), without passing it on: the relay
+// never sees it, and holds the sends after it.
+func (f *front) failSend(n string, times int) {
+	f.mu.Lock()
+	f.failN = map[string]int{n: times}
+	f.mu.Unlock()
+}
+
+// maxSends is the most /s requests the front forwarded at once.
+func (f *front) maxSends() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sMax
+}
+
 // droppedBodies returns the /j responses dropped so far.
 func (f *front) droppedBodies() []string {
 	f.mu.Lock()
@@ -137,9 +169,19 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	key := new(int)
+	isSend := strings.HasPrefix(r.URL.Path, "/s/")
 	f.mu.Lock()
 	idx := len(f.reqs)
 	f.reqs = append(f.reqs, seen{Method: r.Method, Host: r.Host, Path: r.URL.Path, Query: r.URL.RawQuery})
+	if isSend {
+		f.sNow++
+		f.sMax = max(f.sMax, f.sNow)
+		defer func() {
+			f.mu.Lock()
+			f.sNow--
+			f.mu.Unlock()
+		}()
+	}
 	black := f.blackout != "" && r.Host == f.blackout
 	if black {
 		f.cut[r.Host]++
@@ -162,6 +204,25 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var body io.Reader
 	if r.ContentLength != 0 {
 		body = r.Body
+	}
+	n := ""
+	if isSend {
+		// Small; read whole so a retry's n (in a POST body) is seen.
+		b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			hangUp(w)
+			return
+		}
+		body = bytes.NewReader(b)
+		q, _ := url.ParseQuery(r.URL.RawQuery)
+		if bq, err := url.ParseQuery(string(b)); err == nil && bq.Has("n") {
+			q = bq
+		}
+		n = q.Get("n")
+		if f.takeSendFail(n) {
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+			return
+		}
 	}
 	out, err := http.NewRequestWithContext(ctx, r.Method, f.backend+r.URL.RequestURI(), body)
 	if err != nil {
@@ -186,6 +247,13 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hangUp(w)
 		return
 	}
+	if isSend && f.takeSendDrop() {
+		// A status, not a hang-up: Chromium silently repeats a GET whose
+		// kept-alive connection closes before any answer, so the library
+		// would never see the failure.
+		http.Error(w, "bad gateway", http.StatusBadGateway)
+		return
+	}
 	f.mu.Lock()
 	f.reqs[idx].Status = resp.StatusCode
 	f.mu.Unlock()
@@ -205,6 +273,30 @@ func (f *front) takeDrop(body []byte) bool {
 	}
 	f.dropJ--
 	f.dropped = append(f.dropped, string(body))
+	return true
+}
+
+// takeSendFail reports whether send n is to fail without reaching the
+// relay.
+func (f *front) takeSendFail(n string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failN[n] == 0 {
+		return false
+	}
+	f.failN[n]--
+	return true
+}
+
+// takeSendDrop reports whether this /s response is to be dropped.
+func (f *front) takeSendDrop() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sSeen++
+	if f.dropS == 0 || f.sSeen%f.sEvery != 0 {
+		return false
+	}
+	f.dropS--
 	return true
 }
 

@@ -28,6 +28,10 @@
   var SEND_TIMEOUT = 15000;    // a /s or /c request that takes longer failed
   var BACKOFF_MIN = 250, BACKOFF_MAX = 5000, GIVE_UP = 30000;
   var GONE_GRACE = 2000;       // after a 403, wait this long for /j's close
+  // Whole small messages go out this many at a time (the relay applies
+  // them in n order, holding early ones); with the long poll that stays
+  // under the six connections a browser opens per host.
+  var MAX_FLIGHT = 4;
   var doc = win.document;
   // The native constructor as the page had it when we loaded, in case the
   // page later installs PolySocket as window.WebSocket.
@@ -522,10 +526,8 @@
     this.done = false;
     this.ack = 0;            // highest seq processed
     this.n = 0;              // last send number used
-    this.queue = [];         // {t, s|bytes|blob, pos, size} or {close}
-    this.busy = false;       // a send request is in flight
-    this.cur = null;         // that request, kept for retries
-    this.failedAt = 0;       // first failure of the current send
+    this.queue = [];         // {t, s|bytes|blob, pos, size} or {close}, not yet all sent
+    this.flying = [];        // requests in flight: {req, item, solo, failedAt, tries}
     this.pollFailedAt = 0;
     this.abortPoll = noop;
     var m = /^(https?:)/i.exec(ps._router);
@@ -699,16 +701,49 @@
     this.pump();
   };
 
-  // pump starts the next request when none is in flight.
+  // pump starts requests while there is room. Whole messages that fit a
+  // GET go out up to MAX_FLIGHT at once; a fragment, a POST or the close
+  // goes alone, so a refused fragment can drop the rest of its message
+  // before any of it is sent, and /c follows every send.
   Relay.prototype.pump = function () {
-    if (this.busy || this.done || this.gone) { return; }
-    var it = this.queue[0];
-    if (!it || it.pending) { return; }
-    this.cur = this.next(it);
-    this.failedAt = 0;
-    this.tries = 0;
-    this.busy = true;
-    this.fly(false);
+    var it, pos, n, req, solo;
+    while (!this.done && !this.gone && this.flying.length < MAX_FLIGHT) {
+      if (this.flying.length && this.flying[0].solo) { return; }
+      // While a send is being retried nothing new goes: the relay holds
+      // later numbers only up to its window (64) ahead of it.
+      if (this.retrying()) { return; }
+      it = this.queue[0];
+      if (!it || it.pending) { return; }
+      pos = it.pos;
+      n = this.n;
+      req = this.next(it);
+      solo = !!it.close || pos > 0 || !req.last || !!req.post;
+      if (solo && this.flying.length) {
+        // Undo the cut; it goes when the others are answered.
+        it.pos = pos;
+        this.n = n;
+        return;
+      }
+      if (req.last) { this.queue.shift(); }
+      var rec = {req: req, item: it, solo: solo, failedAt: 0, tries: 0};
+      this.flying.push(rec);
+      this.fly(rec, false);
+    }
+  };
+
+  // retrying reports whether a request in flight has failed before.
+  Relay.prototype.retrying = function () {
+    for (var i = 0; i < this.flying.length; i++) {
+      if (this.flying[i].failedAt) { return true; }
+    }
+    return false;
+  };
+
+  // landed takes rec out of the requests in flight.
+  Relay.prototype.landed = function (rec) {
+    for (var i = 0; i < this.flying.length; i++) {
+      if (this.flying[i] === rec) { this.flying.splice(i, 1); return; }
+    }
   };
 
   // next cuts the head message's next fragment into a request:
@@ -744,37 +779,37 @@
     return {path: '/s/', p: {t: it.t, n: ++this.n, f: last ? undefined : 1, d: d}, post: post, bytes: bytes, last: last};
   };
 
-  // fly sends the current request (again, after a failure: same n).
-  // A retry goes by POST where possible, which reads the status.
-  Relay.prototype.fly = function (retry) {
-    var self = this, req = this.cur, url = this.base + req.path + this.socket;
+  // fly sends rec's request (again, after a failure: same n). A retry
+  // goes by POST where possible, which reads the status. 503 (the relay
+  // holds too many early sends, or is busy) is retried like no answer.
+  Relay.prototype.fly = function (rec, retry) {
+    var self = this, req = rec.req, url = this.base + req.path + this.socket;
     if (req.post || (retry && corsXHR())) {
       post(url, query(req.p), SEND_TIMEOUT, function (status) {
         if (self.done) { return; }
-        if (status >= 200 && status < 300) { self.acked(); } else if (status === 403) { self.sessionGone(); } else if (status === 413 || status === 400) { self.refused(status); } else { self.failed(); }
+        if (status >= 200 && status < 300) { self.acked(rec); } else if (status === 403) { self.sessionGone(); } else if (status === 413 || status === 400) { self.refused(rec, status); } else { self.failed(rec); }
       });
     } else {
       jsonp(url, req.p, SEND_TIMEOUT, function (r) {
         if (self.done) { return; }
         if (r && r.ok === false) {
-          if (r.code === 'socket') { self.sessionGone(); } else { self.refused(r.code); }
+          if (r.code === 'socket') { self.sessionGone(); } else if (r.code === 'unavailable') { self.failed(rec); } else { self.refused(rec, r.code); }
           return;
         }
-        self.acked();
+        self.acked(rec);
       }, function () {
-        if (!self.done) { self.failed(); }
+        if (!self.done) { self.failed(rec); }
       });
     }
   };
 
   // acked: the relay holds the request; move on.
-  Relay.prototype.acked = function () {
-    var req = this.cur, it = this.queue[0];
-    this.busy = false;
-    this.ps.bufferedAmount -= req.bytes;
-    it.acked = (it.acked || 0) + req.bytes;
-    if (req.last) { this.queue.shift(); }
-    if (it && it.close && this.ps.readyState !== CLOSED) {
+  Relay.prototype.acked = function (rec) {
+    var it = rec.item;
+    this.landed(rec);
+    this.ps.bufferedAmount -= rec.req.bytes;
+    it.acked = (it.acked || 0) + rec.req.bytes;
+    if (it.close && this.ps.readyState !== CLOSED) {
       // The close message arrives on /j; nothing more to send.
       return;
     }
@@ -783,9 +818,10 @@
 
   // refused: the relay rejected the message (413 too large, 400); drop
   // the rest of it, report an error, go on with the next one.
-  Relay.prototype.refused = function (why) {
-    var it = this.queue.shift();
-    this.busy = false;
+  Relay.prototype.refused = function (rec, why) {
+    var it = rec.item;
+    this.landed(rec);
+    if (!rec.req.last && this.queue[0] === it) { this.queue.shift(); }
     if (!it.close) { this.ps.bufferedAmount -= it.size - (it.acked || 0); }
     fire(this.ps, 'error', {message: 'relay refused the message (' + why + ')'});
     if (it.close) { this.lost(); return; }
@@ -794,11 +830,11 @@
 
   // failed: no answer; retry with the same n after a backoff, give up
   // (close 1006) when the relay stays unreachable.
-  Relay.prototype.failed = function () {
+  Relay.prototype.failed = function (rec) {
     var self = this;
-    if (!this.failedAt) { this.failedAt = now(); }
-    if (now() - this.failedAt > GIVE_UP) { this.lost('', {message: 'relay unreachable'}); return; }
-    later(function () { if (!self.done) { self.fly(true); } }, backoff(this.tries++));
+    if (!rec.failedAt) { rec.failedAt = now(); }
+    if (now() - rec.failedAt > GIVE_UP) { this.lost('', {message: 'relay unreachable'}); return; }
+    later(function () { if (!self.done && !self.gone) { self.fly(rec, true); } }, backoff(rec.tries++));
   };
 
   // sessionGone: a 403, the relay no longer has the session. Its close
@@ -806,7 +842,6 @@
   Relay.prototype.sessionGone = function () {
     var self = this;
     this.gone = true;
-    this.busy = false;
     later(function () { if (!self.done) { self.lost('', {message: 'session gone'}); } }, GONE_GRACE);
   };
 

@@ -99,7 +99,8 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // WatchRelay adds the gauges read from a relay's sessions at scrape time:
-// polysocket_sessions_live and polysocket_buffered_bytes. Call it once.
+// polysocket_sessions_live, polysocket_buffered_bytes and
+// polysocket_buffered_memory_bytes. Call it once.
 func (m *Metrics) WatchRelay(reg *session.Registry) {
 	f := factory{m.reg}
 	f.gaugeFunc("sessions_live", "Live (not yet ended) sessions.", func() float64 { return float64(reg.Len()) })
@@ -110,6 +111,9 @@ func (m *Metrics) WatchRelay(reg *session.Registry) {
 			return true
 		})
 		return float64(n)
+	})
+	f.gaugeFunc("buffered_memory_bytes", "Memory of all sessions' buffers as --max-buffered-total counts it: payload plus 72 bytes a message.", func() float64 {
+		return float64(reg.Buffered())
 	})
 }
 

@@ -46,6 +46,9 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	sent(t)(s1.SendText(ctx, "world"))
 	// Acked delivery keeps both echoes buffered until a poll acks them.
 	testenv.WaitFor(t, 5*time.Second, "buffered_bytes 10", func() bool { return gauge("polysocket_buffered_bytes") == 10 })
+	if m := gauge("polysocket_buffered_memory_bytes"); m != 10+2*72 {
+		t.Fatalf("buffered_memory_bytes %v, want 154 (two messages, 72 bytes of bookkeeping each)", m)
+	}
 	sent(t)(s1.SendBinary(ctx, []byte{1, 2, 3, 4}))
 	if got := s1.Collect(t, 2, 10*time.Second); len(got) != 2 {
 		t.Fatalf("collected %+v", got)

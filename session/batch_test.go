@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/polysocket/polysocket/session"
 )
 
@@ -94,25 +93,9 @@ func TestParkedPollTakesWhatArrivedTogether(t *testing.T) {
 // messages fill MaxBuffered at about half the payload they would alone.
 func TestTinyMessagesCountTheirOverhead(t *testing.T) {
 	const maxBuffered, size = 64 << 10, 64
-	var wg sync.WaitGroup
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wg.Add(1)
-		defer wg.Done()
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		msg := make([]byte, size)
-		for i := 0; i < 100000; i++ { // until the relay stops reading and closes
-			if err := c.Write(r.Context(), websocket.MessageBinary, msg); err != nil {
-				return
-			}
-		}
-	}))
-	t.Cleanup(func() { srv.Close(); wg.Wait() }) // runs after the registry's cleanup ends the session
+	target := floodServer(t, size) // stopped after the registry, which closes the session
 	reg := newRegistry(t, session.Config{MaxBuffered: maxBuffered})
-	s := open(t, reg, "ws"+strings.TrimPrefix(srv.URL, "http"))
+	s := open(t, reg, target)
 	deadline := time.Now().Add(10 * time.Second)
 	for !s.Paused() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)

@@ -35,6 +35,13 @@ type Config struct {
 	// (so a flood of tiny messages is bounded by memory, not payload);
 	// at the bound it stops reading from the target. Default 1 MiB.
 	MaxBuffered int64
+	// MaxBufferedTotal bounds what all sessions together buffer, counted
+	// as MaxBuffered is. At the bound, every session that holds a message
+	// stops reading from its target until its client takes what it
+	// holds; a session holding nothing still reads one message, so every
+	// session moves and the total passes the bound by at most one
+	// message a session. 0: no bound.
+	MaxBufferedTotal int64
 	// SendWindow is how far ahead of the last applied send number a send
 	// may arrive and be held. Default 64.
 	SendWindow int64
@@ -89,7 +96,7 @@ func (c Config) validate() error {
 	switch {
 	case c.DialTimeout < 0, c.WriteTimeout < 0, c.PingTimeout < 0, c.IdleTimeout < 0, c.CloseGrace < 0:
 		return fmt.Errorf("session: timeouts must not be negative")
-	case c.MaxMessage < 0, c.MaxBuffered < 0, c.SendWindow < 0, c.MaxHeld < 0:
+	case c.MaxMessage < 0, c.MaxBuffered < 0, c.MaxBufferedTotal < 0, c.SendWindow < 0, c.MaxHeld < 0:
 		return fmt.Errorf("session: limits must not be negative")
 	}
 	return nil

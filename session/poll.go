@@ -186,5 +186,6 @@ func (s *Session) ackLocked(seq int64) {
 			s.queue = nil // let the old backing array go
 		}
 	}
+	s.accountLocked()
 	s.notifyLocked()
 }

@@ -26,6 +26,9 @@ type Registry struct {
 	sessions sync.Map // socket id → *Session
 	uniqs    sync.Map // subdomain label → struct{}
 	live     atomic.Int64
+	// buffered is the memory all sessions' queues take, counted as
+	// Config.MaxBuffered counts it; see Session.accountLocked.
+	buffered atomic.Int64
 
 	mu     sync.Mutex // guards closed and wg.Add against Close's wg.Wait
 	closed bool
@@ -73,6 +76,10 @@ func New(cfg Config, log *zap.Logger) (*Registry, error) {
 
 // Config returns the registry's configuration with defaults filled in.
 func (r *Registry) Config() Config { return r.cfg }
+
+// Buffered is the memory the sessions' queues take together: payload
+// plus 72 bytes a message, as Config.MaxBufferedTotal counts it.
+func (r *Registry) Buffered() int64 { return r.buffered.Load() }
 
 // Len is the number of live (not yet ended) sessions.
 func (r *Registry) Len() int { return int(r.live.Load()) }

@@ -50,9 +50,12 @@ type Session struct {
 	wdArmed    atomic.Bool
 	wdog       atomic.Pointer[time.Timer]
 
-	mu      sync.Mutex
-	queue   []*Message // messages for the client, oldest first, unacked
-	queued  int64      // bytes of Data in queue
+	mu     sync.Mutex
+	queue  []*Message // messages for the client, oldest first, unacked
+	queued int64      // bytes of Data in queue
+	// counted is what this session has added to reg.buffered: its
+	// queue's memory when accountLocked last ran.
+	counted int64
 	nextSeq int64
 	changed chan struct{} // closed on any change; nil when nobody waits
 	pollGen uint64        // the poll holding the turn (see Poll); 0: none
@@ -141,6 +144,31 @@ func (s *Session) fullLocked() bool {
 	return s.queued+int64(len(s.queue))*msgOverhead >= s.cfg.MaxBuffered
 }
 
+// accountLocked brings reg.buffered up to date with the queue's memory.
+// Every change of the queue calls it.
+func (s *Session) accountLocked() {
+	mem := s.queued + int64(len(s.queue))*msgOverhead
+	if d := mem - s.counted; d != 0 {
+		s.reg.buffered.Add(d)
+		s.counted = mem
+	}
+}
+
+// pauseLocked reports whether the read loop must wait: the session's
+// queue is full, or the relay's sessions together buffer
+// MaxBufferedTotal and this one holds something. A session with an
+// empty queue always reads, so every session moves. (A share per
+// session, letting those below it read on, would let the total grow
+// with each session that arrives while the early ones hold more than
+// the share: to about MaxBufferedTotal × ln(sessions).)
+func (s *Session) pauseLocked() bool {
+	if s.fullLocked() {
+		return true
+	}
+	limit := s.cfg.MaxBufferedTotal
+	return limit > 0 && s.counted > 0 && s.reg.buffered.Load() >= limit
+}
+
 // readLoop moves target messages into the queue. When the queue holds
 // MaxBuffered bytes it stops reading, so the target meets TCP
 // backpressure instead of the relay dropping or hoarding messages.
@@ -148,12 +176,12 @@ func (s *Session) readLoop() {
 	burst := 0
 	for {
 		s.mu.Lock()
-		if s.fullLocked() && s.answerDue.Load() {
+		if s.pauseLocked() && s.answerDue.Load() {
 			s.mu.Unlock()
 			s.flushAnswer() // before the wait: the answer is what frees room
 			s.mu.Lock()
 		}
-		for s.fullLocked() && !s.ending {
+		for s.pauseLocked() && !s.ending {
 			if !s.paused {
 				s.paused = true
 				s.pausedAt++
@@ -187,6 +215,7 @@ func (s *Session) readLoop() {
 			s.queue = append(s.queue, &Message{Seq: s.nextSeq, Kind: kind, Data: data})
 			s.nextSeq++
 			s.queued += int64(len(data))
+			s.accountLocked()
 			s.inAnswer = s.readHooked
 			s.notifyLocked()
 			s.inAnswer = false
@@ -275,6 +304,7 @@ func (s *Session) end(cause Cause, code int, reason string, targetCode websocket
 	s.closeSeq = s.nextSeq
 	s.nextSeq++
 	s.queue = append(s.queue, &Message{Seq: s.closeSeq, Kind: Close, Code: code, Reason: reason})
+	s.accountLocked()
 	s.notifyLocked()
 	if s.active == 0 {
 		s.lastEnd = time.Now()
@@ -403,6 +433,7 @@ func (s *Session) removeNow() {
 	s.removed = true
 	s.queue = nil
 	s.queued = 0
+	s.accountLocked()
 	s.notifyLocked()
 	s.mu.Unlock()
 	s.stopTimers()

@@ -329,13 +329,27 @@ func testRelayEndsSession(t *testing.T, browser context.Context) {
 // relay's idle timeout and close grace have passed). When the page gets
 // through again the relay answers its poll with 403 unknown socket; the
 // page must report close 1006.
+//
+// A poll the relay had already parked when the blackout began keeps the
+// session active until its TTL (a parked poll does not see its client
+// go), so polls are held at most 2 s here: the session then idles out
+// within seconds. The test waits for that parked poll before the
+// blackout (before, a poll that got through first made it flaky).
 func testRelayLostSession(t *testing.T, browser context.Context) {
-	e := newEnv(t, browser, "none", session.Config{IdleTimeout: 1500 * time.Millisecond, CloseGrace: 500 * time.Millisecond})
+	e := newEnv(t, browser, "none", session.Config{IdleTimeout: 1500 * time.Millisecond, CloseGrace: 500 * time.Millisecond},
+		func(o *testenv.StackOptions) { o.Relay.DefaultTTL, o.Relay.MaxTTL = 2*time.Second, 2*time.Second })
 	closes := make(chan websocket.CloseError, 1)
 	tg := testenv.NewTarget(t, testenv.TargetOptions{Handle: closeRecorder(closes)})
 	id := e.openRelay(tg.URL)
 	evs := e.tab.snapshot(id)
 	host := strings.TrimPrefix(evs[0].Base, "http://")
+	// The harder case, every time: the relay holds the page's poll,
+	// parked, when the blackout begins.
+	testenv.WaitFor(t, 10*time.Second, "the relay to park the page's poll", func() bool {
+		parked := false
+		e.st.Relay.Registry().Range(func(s *session.Session) bool { parked = s.Parked(); return false })
+		return parked
+	})
 	start := time.Now()
 	e.front.setBlackout(host)
 	// The relay ends the idle session (the target hears 1001) and then

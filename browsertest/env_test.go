@@ -312,7 +312,7 @@ type env struct {
 // newEnv starts a stack whose relay names sessions {uniq}.localhost:{front
 // port} (Chromium resolves *.localhost to loopback), and opens
 // /t.html?mode=mode in a new tab.
-func newEnv(t *testing.T, browser context.Context, mode string, scfg session.Config) *env {
+func newEnv(t *testing.T, browser context.Context, mode string, scfg session.Config, more ...func(*testenv.StackOptions)) *env {
 	t.Helper()
 	f := newFront(t)
 	fqdn := "localhost:" + f.port()
@@ -324,6 +324,9 @@ func newEnv(t *testing.T, browser context.Context, mode string, scfg session.Con
 		Session: scfg,
 	}
 	opts.Relay.FQDN = fqdn
+	for _, f := range more {
+		f(&opts)
+	}
 	st := testenv.NewStack(t, opts)
 	f.start(t, st.URL)
 	e := &env{st: st, front: f, base: "http://" + fqdn}

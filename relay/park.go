@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -26,11 +27,13 @@ import (
 // to Handback, a listener served by a second http.Server, for the
 // client's next request.
 //
-// What is lost: a parked poll does not see its client go away (nothing
-// reads the connection): it stays parked until its TTL, a newer poll or
-// the session's end. Just before the answer is written the relay peeks
-// at the socket, so a client that closed it is seen then and its
-// messages are not counted as delivered.
+// What is lost: a parked poll does not see its client go away at once
+// (nothing reads the connection). Every SweepInterval the relay peeks at
+// each parked poll's socket (sweepParked) and abandons the polls whose
+// client closed it, so their sessions' idle timeout starts then rather
+// than at the poll's TTL. Just before an answer is written the relay
+// peeks again, so a client that closed it is seen then and its messages
+// are not counted as delivered.
 
 // parkWriteTimeout bounds writing a parked poll's answer.
 const parkWriteTimeout = 10 * time.Second
@@ -134,11 +137,18 @@ func (r *Relay) park(ctx context.Context, q *request, preq session.PollRequest) 
 	// the hijack on ready.
 	ready := make(chan struct{})
 	r.parking.Add(1)
+	preq.Owner = p
 	b, ok, err := q.s.PollPark(ctx, preq, grace, func(b session.Batch, err error) {
 		<-ready
 		if p.conn == nil {
 			r.parking.Add(-1)
 			return // the hijack failed: answered by the handler
+		}
+		r.parked.Delete(p)
+		if errors.Is(err, session.ErrAbandoned) {
+			_ = p.conn.Close() // the client is gone
+			r.parking.Add(-1)
+			return
 		}
 		next := p.answer(b, err)
 		if next == nil {
@@ -178,8 +188,37 @@ func (r *Relay) park(ctx context.Context, q *request, preq session.PollRequest) 
 		conn = &prefixConn{Conn: conn, prefix: bytes.Clone(pre)}
 	}
 	p.conn = conn
+	r.parked.Store(p, struct{}{})
 	close(ready)
 	return true
+}
+
+// sweepLoop runs sweepParked every SweepInterval until ctx is done.
+func (r *Relay) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(r.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.sweepParked()
+		}
+	}
+}
+
+// sweepParked abandons the parked polls whose client closed or reset the
+// connection: one non-blocking peek a parked poll. It returns how many.
+func (r *Relay) sweepParked() int {
+	n := 0
+	r.parked.Range(func(k, _ any) bool {
+		p := k.(*parked)
+		if peerGone(p.conn) && p.s.AbandonParked(p) {
+			n++
+		}
+		return true
+	})
+	return n
 }
 
 // answer writes the parked poll's answer on its connection and returns

@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -9,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/polysocket/polysocket/internal/testenv"
+	"github.com/polysocket/polysocket/relay"
+	"github.com/polysocket/polysocket/session"
 )
 
 // rawPoll writes a poll request on conn and reads its answer.
@@ -124,6 +128,65 @@ func TestParkedPollClientGone(t *testing.T) {
 	got := s.Collect(t, 1, 10*time.Second)
 	if got[0].Data != "kept" {
 		t.Fatalf("got %+v", got)
+	}
+}
+
+// The sweep finds a parked poll whose client closed its connection and
+// ends it, so the session's idle timeout runs from then, not from the
+// poll's TTL: the target hears 1001 within seconds, not after 20 s. A
+// parked poll whose client is still there is left alone, and answered.
+func TestSweepEndsParkedPollsOfGoneClients(t *testing.T) {
+	st := testenv.NewStack(t, testenv.StackOptions{
+		Relay:   relay.Config{SweepInterval: 100 * time.Millisecond},
+		Session: session.Config{IdleTimeout: time.Second, CloseGrace: 300 * time.Millisecond},
+	})
+	var tg *testenv.Target
+	tg = testenv.NewTarget(t, testenv.TargetOptions{Handle: func(ctx context.Context, c *websocket.Conn) { tg.RecordingEcho(ctx, c) }})
+	c := &testenv.Client{Base: st.URL}
+	gone, stays := c.Open(t, tg.URL, nil), c.Open(t, tg.URL, nil)
+	sessOf := func(socket string) *session.Session {
+		s, err := st.Relay.Registry().Get(socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	goneSess, staysSess := sessOf(gone.Socket), sessOf(stays.Socket)
+	goneConn, _ := rawConn(t, st)
+	staysConn, staysBR := rawConn(t, st)
+	for _, x := range []struct {
+		conn   net.Conn
+		socket string
+		sess   *session.Session
+	}{{goneConn, gone.Socket, goneSess}, {staysConn, stays.Socket, staysSess}} {
+		if _, err := io.WriteString(x.conn, "GET /j/"+x.socket+"?ttl=20000&a=0 HTTP/1.1\r\nHost: relay.test\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		testenv.WaitFor(t, 5*time.Second, "the poll to be parked", x.sess.Parked)
+	}
+	// Past the idle timeout, both are still there: a held poll counts.
+	time.Sleep(1500 * time.Millisecond)
+	if goneSess.Ended() || staysSess.Ended() {
+		t.Fatal("a session with a parked poll ended at the idle timeout")
+	}
+	goneConn.Close()
+	testenv.WaitFor(t, 10*time.Second, "the target to hear 1001 from the session whose client went", func() bool {
+		cl := tg.Closes()
+		return len(cl) == 1 && cl[0].Code == websocket.StatusGoingAway
+	})
+	if !staysSess.Parked() || staysSess.Ended() {
+		t.Fatal("the sweep took the poll of a client that is still there")
+	}
+	ctx := ctxT(t, 10*time.Second)
+	code, err := stays.SendText(ctx, "still here")
+	mustStatus(t, "send", code, err, http.StatusCreated)
+	resp, err := http.ReadResponse(staysBR, nil)
+	if err != nil {
+		t.Fatalf("reading the parked poll's answer: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"still here"`) {
+		t.Fatalf("parked poll answered %d %s", resp.StatusCode, body)
 	}
 }
 

@@ -37,6 +37,9 @@ type Config struct {
 	// RegisterInterval is how often the relay refreshes its registration.
 	// Default 1s.
 	RegisterInterval time.Duration
+	// SweepInterval is how often the relay looks for parked polls whose
+	// client went away (see park.go). Default 5s.
+	SweepInterval time.Duration
 	// Session configures the sessions. Its OnEnd is the relay's own.
 	Session session.Config
 	// ParkPolls takes held polls out of net/http (see park.go): the
@@ -77,6 +80,9 @@ func (c Config) withDefaults() Config {
 	if c.RegisterInterval == 0 {
 		c.RegisterInterval = time.Second
 	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = 5 * time.Second
+	}
 	return c
 }
 
@@ -96,6 +102,9 @@ type Relay struct {
 	// parking counts parked polls and answers being written.
 	handback *handback
 	parking  atomic.Int64
+	// parked holds the parked polls (*parked) whose connection is
+	// hijacked, for sweepParked.
+	parked sync.Map
 	// fast is the fast path (fastpath.go), once Listen has been called.
 	fast atomic.Pointer[fastServer]
 
@@ -181,14 +190,19 @@ func (r *Relay) Drain(ctx context.Context) {
 	}
 }
 
-// Run registers the relay and serves establish requests until ctx is
-// done, then unregisters. It does not end sessions: call Shutdown.
+// Run registers the relay, serves establish requests and sweeps parked
+// polls whose client went away until ctx is done, then unregisters. It
+// does not end sessions: call Shutdown.
 func (r *Relay) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		r.registerLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		r.sweepLoop(ctx)
 	}()
 	err := r.bus.Serve(ctx, r.cfg.ID, r.Establish)
 	wg.Wait()

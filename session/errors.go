@@ -23,6 +23,9 @@ var (
 	ErrHeldFull = errors.New("too many bytes of early sends held")
 	// ErrFragmentType: a fragment's type differs from the first one's.
 	ErrFragmentType = errors.New("fragment type differs from the message's first fragment")
+	// ErrAbandoned: a parked poll's answer when AbandonParked took it
+	// back (its client went away); there is nothing to write.
+	ErrAbandoned = errors.New("parked poll abandoned")
 	// ErrCapacity: the registry is full or no longer takes sessions.
 	ErrCapacity = errors.New("relay at capacity")
 )

@@ -11,6 +11,7 @@ import (
 type parkedPoll struct {
 	gen      uint64
 	maxBytes int64
+	owner    any
 	answer   func(Batch, error)
 }
 
@@ -70,7 +71,7 @@ func (s *Session) PollPark(ctx context.Context, req PollRequest, grace time.Dura
 		t.Stop()
 	}
 	if err == errPark {
-		s.parked = &parkedPoll{gen: mine, maxBytes: req.MaxBytes, answer: answer}
+		s.parked = &parkedPoll{gen: mine, maxBytes: req.MaxBytes, owner: req.Owner, answer: answer}
 		// Something may have come with the grace's end.
 		s.checkParkedLocked()
 		s.mu.Unlock()
@@ -99,6 +100,24 @@ func (s *Session) Parked() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.parked != nil
+}
+
+// AbandonParked ends the parked poll that owner (PollRequest.Owner)
+// parked, if it is still parked, because its client went away: its
+// answer is called, on this goroutine, with ErrAbandoned, and the
+// session counts the request as over, so the idle timeout runs from
+// now rather than from the poll's TTL. Messages stay queued. It reports
+// whether it ended the poll.
+func (s *Session) AbandonParked(owner any) bool {
+	s.mu.Lock()
+	if s.parked == nil || owner == nil || s.parked.owner != owner {
+		s.mu.Unlock()
+		return false
+	}
+	answer := s.detachParkedLocked(Batch{}, ErrAbandoned)
+	s.mu.Unlock()
+	answer()
+	return true
 }
 
 // supersedeLocked ends the turn of the poll holding it, if any: a

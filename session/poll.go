@@ -18,6 +18,9 @@ type PollRequest struct {
 	// MaxBytes caps the batch (wire size of the data); a message bigger
 	// than the cap comes alone.
 	MaxBytes int64
+	// Owner, for PollPark, names the parked poll for AbandonParked:
+	// compared with ==, so a pointer of the caller's.
+	Owner any
 }
 
 // Batch is a poll's answer.

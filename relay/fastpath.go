@@ -164,15 +164,7 @@ func (f *fastServer) acceptLoop() {
 			continue
 		}
 		delay = 0
-		fc := &fastConn{c: c}
-		if !f.track(fc) {
-			_ = c.Close()
-			continue
-		}
-		go func() {
-			defer f.untrack(fc)
-			f.serve(fc, true)
-		}()
+		f.goServe(c, true)
 	}
 }
 
@@ -199,7 +191,11 @@ func (f *fastServer) isClosing() bool { return f.closing.Load() }
 
 // goContinue serves, in a new goroutine, a connection whose parked poll
 // was just answered.
-func (f *fastServer) goContinue(c net.Conn) {
+func (f *fastServer) goContinue(c net.Conn) { f.goServe(c, false) }
+
+// goServe serves c in a goroutine tracked for Shutdown (fresh: c is new
+// from the listener), or closes it once Shutdown has begun.
+func (f *fastServer) goServe(c net.Conn, fresh bool) {
 	fc := &fastConn{c: c}
 	if !f.track(fc) {
 		_ = c.Close()
@@ -207,7 +203,7 @@ func (f *fastServer) goContinue(c net.Conn) {
 	}
 	go func() {
 		defer f.untrack(fc)
-		f.serve(fc, false)
+		f.serve(fc, fresh)
 	}()
 }
 

@@ -38,6 +38,16 @@ func rawPoll(t *testing.T, conn net.Conn, br *bufio.Reader, socket, query, extra
 	return resp, string(body)
 }
 
+// liveSession is the relay's session for socket.
+func liveSession(t *testing.T, st *testenv.Stack, socket string) *session.Session {
+	t.Helper()
+	s, err := st.Relay.Registry().Get(socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // A held poll is parked outside net/http, answered with a complete
 // response on its raw connection, and the connection serves the next
 // requests: parked again, then through net/http with Connection: close.
@@ -45,16 +55,8 @@ func TestParkedPollAnswerAndHandback(t *testing.T) {
 	st, tg, c := newEcho(t)
 	s := c.Open(t, tg.URL, nil)
 	ctx := ctxT(t, 20*time.Second)
-	conn, err := net.DialTimeout("tcp", st.Listener.Addr().String(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	br := bufio.NewReader(conn)
-	sess, err := st.Relay.Registry().Get(s.Socket)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, br := rawConn(t, st)
+	sess := liveSession(t, st, s.Socket)
 	resp, body := rawPoll(t, conn, br, s.Socket, "ttl=10000&cb=cb", "", func() {
 		testenv.WaitFor(t, 5*time.Second, "the poll to be parked", sess.Parked)
 		code, err := s.SendText(ctx, "hi")
@@ -109,14 +111,8 @@ func TestParkedPollClientGone(t *testing.T) {
 	st, tg, c := newEcho(t)
 	s := c.Open(t, tg.URL, nil)
 	ctx := ctxT(t, 20*time.Second)
-	conn, err := net.DialTimeout("tcp", st.Listener.Addr().String(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := st.Relay.Registry().Get(s.Socket)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, _ := rawConn(t, st)
+	sess := liveSession(t, st, s.Socket)
 	if _, err := io.WriteString(conn, "GET /j/"+s.Socket+"?ttl=10000 HTTP/1.1\r\nHost: relay.test\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -144,14 +140,7 @@ func TestSweepEndsParkedPollsOfGoneClients(t *testing.T) {
 	tg = testenv.NewTarget(t, testenv.TargetOptions{Handle: func(ctx context.Context, c *websocket.Conn) { tg.RecordingEcho(ctx, c) }})
 	c := &testenv.Client{Base: st.URL}
 	gone, stays := c.Open(t, tg.URL, nil), c.Open(t, tg.URL, nil)
-	sessOf := func(socket string) *session.Session {
-		s, err := st.Relay.Registry().Get(socket)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	goneSess, staysSess := sessOf(gone.Socket), sessOf(stays.Socket)
+	goneSess, staysSess := liveSession(t, st, gone.Socket), liveSession(t, st, stays.Socket)
 	goneConn, _ := rawConn(t, st)
 	staysConn, staysBR := rawConn(t, st)
 	for _, x := range []struct {

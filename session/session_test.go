@@ -18,10 +18,10 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// echoServer is a real WebSocket target that echoes, closes with 4001
-// when it gets "bye", and reports the close frame it got.
-func echoServer(t *testing.T) (url string, closes <-chan websocket.CloseError) {
-	ch := make(chan websocket.CloseError, 16)
+// wsTarget is a real WebSocket target running handle on each
+// connection; it stops, handlers finished, at the test's cleanup
+// (registered now, so it runs after the cleanups registered later).
+func wsTarget(t *testing.T, handle func(r *http.Request, c *websocket.Conn)) string {
 	var wg sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Counted before the handshake so cleanup's Wait cannot race it.
@@ -32,6 +32,17 @@ func echoServer(t *testing.T) (url string, closes <-chan websocket.CloseError) {
 			return
 		}
 		defer c.CloseNow()
+		handle(r, c)
+	}))
+	t.Cleanup(func() { srv.Close(); wg.Wait() })
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+// echoServer is a real WebSocket target that echoes, closes with 4001
+// when it gets "bye", and reports the close frame it got.
+func echoServer(t *testing.T) (url string, closes <-chan websocket.CloseError) {
+	ch := make(chan websocket.CloseError, 16)
+	url = wsTarget(t, func(r *http.Request, c *websocket.Conn) {
 		for {
 			typ, b, err := c.Read(r.Context())
 			if err != nil {
@@ -52,9 +63,8 @@ func echoServer(t *testing.T) (url string, closes <-chan websocket.CloseError) {
 				return
 			}
 		}
-	}))
-	t.Cleanup(func() { srv.Close(); wg.Wait() })
-	return "ws" + strings.TrimPrefix(srv.URL, "http"), ch
+	})
+	return url, ch
 }
 
 func newRegistry(t *testing.T, cfg session.Config) *session.Registry {

@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,15 +15,7 @@ import (
 // bytes (the number, big-endian, in the first 8) as fast as it can, up
 // to a million, until the connection ends.
 func floodServer(t *testing.T, size int) string {
-	var wg sync.WaitGroup
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wg.Add(1)
-		defer wg.Done()
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
+	return wsTarget(t, func(r *http.Request, c *websocket.Conn) {
 		// Answers the relay's close at once, which ends the writes.
 		ctx := c.CloseRead(r.Context())
 		msg := make([]byte, size)
@@ -36,9 +25,7 @@ func floodServer(t *testing.T, size int) string {
 				return
 			}
 		}
-	}))
-	t.Cleanup(func() { srv.Close(); wg.Wait() }) // after the registry's cleanup ends the sessions
-	return "ws" + strings.TrimPrefix(srv.URL, "http")
+	})
 }
 
 // Eight flooded sessions whose clients take nothing hold MaxBufferedTotal

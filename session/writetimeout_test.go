@@ -5,9 +5,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,20 +17,12 @@ import (
 // with 1006 (CauseWrite) instead of leaving the send stuck.
 func TestWriteTimeoutEndsSession(t *testing.T) {
 	stopCtx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wg.Add(1)
-		defer wg.Done()
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
+	target := wsTarget(t, func(*http.Request, *websocket.Conn) {
 		<-stopCtx.Done() // never reads: the relay's writes back up
-	}))
-	t.Cleanup(func() { stop(); srv.Close(); wg.Wait() })
+	})
+	t.Cleanup(stop) // runs before the target's cleanup waits for this handler
 	reg := newRegistry(t, session.Config{WriteTimeout: 300 * time.Millisecond, PingInterval: -1})
-	s := open(t, reg, "ws"+strings.TrimPrefix(srv.URL, "http"))
+	s := open(t, reg, target)
 
 	msg := bytes.Repeat([]byte("x"), 1<<20)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

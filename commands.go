@@ -186,7 +186,10 @@ func setupBoth(c *cli.Context, log *zap.Logger, ln net.Listener) (*service, func
 		return nil, nil, err
 	}
 	mux := http.NewServeMux()
-	mountRouter(c, mux, rt, rcfg, m)
+	if err := mountRouter(c, mux, rt, rcfg, m); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
 	mountRelay(mux, rl)
 	if c.Bool("echo") {
 		d := demo.Handler(log.Named("demo"))
@@ -254,7 +257,10 @@ func runRouter(c *cli.Context) error {
 		return err
 	}
 	mux := http.NewServeMux()
-	mountRouter(c, mux, rt, rcfg, m)
+	if err := mountRouter(c, mux, rt, rcfg, m); err != nil {
+		ln.Close()
+		return err
+	}
 	svc, err := newService(c, log, ln, mux, nil, m, 0)
 	if err != nil {
 		ln.Close()
@@ -304,9 +310,16 @@ func runRelay(c *cli.Context) error {
 	return svc.run(c.Context)
 }
 
-func mountRouter(c *cli.Context, mux *http.ServeMux, rt *router.Router, cfg router.Config, m *metrics.Metrics) {
+// mountRouter mounts /create and the browser library (minified here, at
+// startup).
+func mountRouter(c *cli.Context, mux *http.ServeMux, rt *router.Router, cfg router.Config, m *metrics.Metrics) error {
 	mux.Handle("/create", createLimit(c, rt, cfg, m))
-	mux.Handle("/polysocket.js", client.Handler())
+	lib, err := client.New()
+	if err != nil {
+		return err
+	}
+	lib.Mount(mux)
+	return nil
 }
 
 func mountRelay(mux *http.ServeMux, rl *relay.Relay) {

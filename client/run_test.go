@@ -44,13 +44,32 @@ func globals(t *testing.T, vm *goja.Runtime) []string {
 	return names
 }
 
+// build is one form of the library: as written, or as served.
+type build struct {
+	name string
+	src  []byte
+}
+
+// builds returns the source and the minified build: every test that runs
+// the library runs both, so the minifier cannot break it unnoticed.
+func builds(t *testing.T) []build {
+	t.Helper()
+	return []build{{"source", Source()}, {"minified", newLibrary(t).Minified()}}
+}
+
 func TestOnlyGlobalIsPolySocket(t *testing.T) {
+	for _, b := range builds(t) {
+		t.Run(b.name, func(t *testing.T) { onlyGlobal(t, b.src) })
+	}
+}
+
+func onlyGlobal(t *testing.T, src []byte) {
 	vm, _ := newVM(t)
 	before := map[string]bool{}
 	for _, g := range globals(t, vm) {
 		before[g] = true
 	}
-	if _, err := vm.RunScript("polysocket.js", string(Source())); err != nil {
+	if _, err := vm.RunScript("polysocket.js", string(src)); err != nil {
 		t.Fatalf("load: %v", err)
 	}
 	var added []string
@@ -64,11 +83,11 @@ func TestOnlyGlobalIsPolySocket(t *testing.T) {
 	}
 }
 
-// eval loads the library and evaluates js, which must yield a string.
-func eval(t *testing.T, js string) string {
+// eval loads the library src and evaluates js, which must yield a string.
+func eval(t *testing.T, src []byte, js string) string {
 	t.Helper()
 	vm, run := newVM(t)
-	if _, err := vm.RunScript("polysocket.js", string(Source())); err != nil {
+	if _, err := vm.RunScript("polysocket.js", string(src)); err != nil {
 		t.Fatalf("load: %v", err)
 	}
 	vm.Set("runTimers", run)
@@ -102,11 +121,13 @@ func TestAPI(t *testing.T) {
 			log.push(s.readyState + ':' + s.transport + ':' + s.binaryType + ':' + s.bufferedAmount);
 			runTimers(); log.join(' ')`, "0:relay:arraybuffer:0 error:true close:1006:false:3"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := eval(t, tt.js); got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
-			}
-		})
+	for _, b := range builds(t) {
+		for _, tt := range tests {
+			t.Run(b.name+"/"+tt.name, func(t *testing.T) {
+				if got := eval(t, b.src, tt.js); got != tt.want {
+					t.Errorf("got %q, want %q", got, tt.want)
+				}
+			})
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/centrifugal/centrifuge"
 	"github.com/coder/websocket"
+	"github.com/polysocket/polysocket/client"
 	"github.com/polysocket/polysocket/internal/npmci"
 	"github.com/polysocket/polysocket/internal/testenv"
 	"github.com/polysocket/polysocket/session"
@@ -36,6 +37,7 @@ func TestClients(t *testing.T) {
 	}
 	runCases(t, launch{}, []browserCase{
 		{"like-native", testLikeNative},
+		{"sri", testSRI},
 		{"centrifuge", func(t *testing.T, b Browser) { needNpm(t); testCentrifuge(t, b, nodeModules) }},
 		{"reconnecting-websocket", func(t *testing.T, b Browser) { needNpm(t); testReconnecting(t, b, nodeModules) }},
 	})
@@ -413,5 +415,51 @@ func testReconnecting(t *testing.T, b Browser, nodeModules string) {
 	}
 	if strings.Join(why, ",") != "forced,forced" {
 		t.Errorf("/create calls with why %v, want two forced ones (the first session and the reconnect)", why)
+	}
+}
+
+// testSRI loads the versioned build the way the README shows: the hashed
+// URL with its integrity hash (gzipped: browsers accept it), with
+// data-token installing PolySocket; and a tag whose hash is wrong, which
+// the browser must refuse, so that the check is known to run.
+func testSRI(t *testing.T, b Browser) {
+	lib, err := client.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := func(integrity string) string {
+		return `<!DOCTYPE html><meta charset="utf-8"><title>sri</title>
+<script src="` + lib.Path() + `" integrity="` + integrity + `" crossorigin="anonymous" data-token="dev"></script>`
+	}
+	bad := []byte(lib.Integrity())
+	bad[len(bad)-3] ^= 1 // still base64, another hash
+	e := newEnv(t, b, "native", session.Config{}, withPages("", map[string]string{
+		"/sri.html": page(lib.Integrity()), "/sri-bad.html": page(string(bad)),
+	}), func(o *testenv.StackOptions) {
+		mount := o.Mount
+		o.Mount = func(mux *http.ServeMux) { mount(mux); mux.Handle(lib.Path(), lib) }
+	})
+	e.tab.navigate(e.base + "/sri.html")
+	var got struct {
+		Version   string
+		Installed bool
+	}
+	e.tab.poll("the versioned build", 10*time.Second,
+		"window.PolySocket && {version: PolySocket.version, installed: window.WebSocket !== PolySocket && window.WebSocket._polysocket === true}", &got)
+	if got.Version == "" || !got.Installed {
+		t.Fatalf("versioned build: %+v, want PolySocket installed by data-token", got)
+	}
+	e.tab.navigate(e.base + "/sri-bad.html")
+	var loaded bool
+	e.tab.eval("!!window.PolySocket", &loaded)
+	if loaded {
+		t.Fatal("a script tag with a wrong integrity hash ran the library")
+	}
+	var served bool
+	for _, r := range e.front.requests() {
+		served = served || (r.Path == lib.Path() && r.Status == http.StatusOK)
+	}
+	if !served {
+		t.Fatalf("no 200 for %s", lib.Path())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -38,6 +39,7 @@ func TestClients(t *testing.T) {
 	runCases(t, launch{}, []browserCase{
 		{"like-native", testLikeNative},
 		{"sri", testSRI},
+		{"esm", testESM},
 		{"centrifuge", func(t *testing.T, b Browser) { needNpm(t); testCentrifuge(t, b, nodeModules) }},
 		{"reconnecting-websocket", func(t *testing.T, b Browser) { needNpm(t); testReconnecting(t, b, nodeModules) }},
 	})
@@ -461,5 +463,50 @@ func testSRI(t *testing.T, b Browser) {
 	}
 	if !served {
 		t.Fatalf("no 200 for %s", lib.Path())
+	}
+}
+
+// testESM imports the npm package's ES module entry in the page, as
+// served from client/ (no bundler), and opens a socket through the relay
+// with what it exports.
+func testESM(t *testing.T, b Browser) {
+	files := map[string][]byte{"polysocket.js": client.Source()}
+	mjs, err := os.ReadFile("../client/polysocket.mjs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["polysocket.mjs"] = mjs
+	tg := testenv.NewTarget(t, testenv.TargetOptions{})
+	page := `<!DOCTYPE html><meta charset="utf-8"><title>esm</title>
+<script type="module">
+import PolySocket, { PolySocket as Named } from '/pkg/polysocket.mjs';
+window.ESM = {same: PolySocket === Named && PolySocket === window.PolySocket, events: []};
+const s = new PolySocket(` + js(tg.URL) + `, [], {router: location.origin, token: 'dev', forcePolyfill: true});
+s.onopen = () => s.send('esm hello');
+s.onmessage = (e) => { ESM.events.push(s.transport + ' ' + e.data); s.close(); };
+</script>`
+	e := newEnv(t, b, "native", session.Config{}, withPages("", map[string]string{"/esm.html": page}), func(o *testenv.StackOptions) {
+		mount := o.Mount
+		o.Mount = func(mux *http.ServeMux) {
+			mount(mux)
+			mux.HandleFunc("/pkg/", func(w http.ResponseWriter, r *http.Request) {
+				b, ok := files[strings.TrimPrefix(r.URL.Path, "/pkg/")]
+				if !ok {
+					http.NotFound(w, r)
+					return
+				}
+				w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+				_, _ = w.Write(b)
+			})
+		}
+	})
+	e.tab.navigate(e.base + "/esm.html")
+	var got struct {
+		Same   bool
+		Events []string
+	}
+	e.tab.poll("the echo through the module's PolySocket", 20*time.Second, "window.ESM && ESM.events.length && ESM", &got)
+	if !got.Same || strings.Join(got.Events, ",") != "relay esm hello" {
+		t.Fatalf("module import: %+v, want the same PolySocket as the global and the echo over the relay", got)
 	}
 }

@@ -6,7 +6,11 @@
 
 /** Options of a PolySocket (and the defaults of PolySocket.install). */
 export interface PolySocketOptions {
-  /** The router's base URL, e.g. "https://ps.example.com". Default: the origin polysocket.js was loaded from. */
+  /**
+   * The router's base URL, e.g. "https://ps.example.com". Default: the
+   * origin a script tag loaded polysocket.js from; none when it came
+   * through an import, so give it then.
+   */
   router?: string;
   /** The token the router checks for this target. */
   token?: string;

@@ -64,10 +64,12 @@
   }
 
   // currentScript finds this file's script tag while it executes:
-  // document.currentScript, or in old browsers the last script tag.
+  // document.currentScript, or in old browsers the last script tag, which
+  // is this one only while the parser runs (not for an ES module import
+  // or a script added later: then none).
   function currentScript() {
     if (doc && doc.currentScript) { return doc.currentScript; }
-    if (!doc || !doc.getElementsByTagName) { return null; }
+    if (!doc || !doc.getElementsByTagName || (doc.readyState && doc.readyState !== 'loading')) { return null; }
     var s = doc.getElementsByTagName('script');
     return s.length ? s[s.length - 1] : null;
   }

@@ -173,6 +173,14 @@ func TestInstall(t *testing.T) {
 		{"script tag router", fakeNative + `window.document = {currentScript: {src: 'https://cdn.example.com/polysocket.js',
 				getAttribute: function (n) { return n === 'data-router' ? 'https://ps.example.com' : null; }}};`,
 			`new WebSocket('ws://x/')._router`, "https://ps.example.com"},
+		// Loaded after parsing (an ES module import, a script added
+		// later): the last script tag is not this file's.
+		{"not the last tag", fakeNative + `window.document = {readyState: 'complete', getElementsByTagName: function () {
+				return [{src: 'https://other.example.com/x.js', getAttribute: function () { return 'T'; }}]; }};`,
+			`String(window.WebSocket === Fake)`, "true"},
+		{"last tag while parsing", fakeNative + `window.document = {readyState: 'loading', getElementsByTagName: function () {
+				return [{src: 'https://ps.example.com/polysocket.js', getAttribute: function (n) { return n === 'data-token' ? 'T' : null; }}]; }};`,
+			`new WebSocket('ws://x/')._router`, "https://ps.example.com"},
 		{"plain script tag", fakeNative + `window.document = {currentScript: {src: 'https://ps.example.com/polysocket.js',
 				getAttribute: function () { return null; }}};`, `String(window.WebSocket === Fake)`, "true"},
 	}

@@ -106,7 +106,8 @@ func FuzzSendHandler(f *testing.F) {
 	tr := &http.Transport{}
 	f.Cleanup(tr.CloseIdleConnections)
 	cl := &testenv.Client{Base: st.URL, HTTP: &http.Client{Transport: tr}}
-	socket := cl.Open(f, tg.URL, nil).Socket
+	s := cl.Open(f, tg.URL, nil)
+	socket, host := s.Socket, s.Host
 	h := st.Relay.Handler()
 	f.Fuzz(func(t *testing.T, query, body string, post bool) {
 		req := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/s/" + socket, RawQuery: query}, Header: http.Header{}}
@@ -115,6 +116,7 @@ func FuzzSendHandler(f *testing.F) {
 			req.Body = io.NopCloser(strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		}
+		req.Host = host
 		req = req.WithContext(context.Background())
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)

@@ -138,3 +138,33 @@ func FuzzSendHandler(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSessionHost checks the Host check of session requests against its
+// definition: {uniq}.{fqdn} in any case, with the fqdn's port or none
+// (80 or 443 or none when the fqdn has no port), and nothing else.
+func FuzzSessionHost(f *testing.F) {
+	for _, h := range []string{"abc123.relay.test:8080", "ABC123.Relay.Test", "abc123.relay.test:80", "relay.test:8080",
+		"evil.example", "abc123.relay.test:8080.evil", "xabc123.relay.test", "abc123.relay.test:", "[::1]:8080", ""} {
+		f.Add(h)
+	}
+	withPort, err := relay.New(relay.Config{FQDN: "relay.test:8080"}, membus.New(0), zap.NewNop())
+	if err != nil {
+		f.Fatal(err)
+	}
+	noPort, err := relay.New(relay.Config{FQDN: "relay.test"}, membus.New(0), zap.NewNop())
+	if err != nil {
+		f.Fatal(err)
+	}
+	const uniq = "abc123"
+	f.Fuzz(func(t *testing.T, host string) {
+		h := strings.ToLower(host)
+		want := h == "abc123.relay.test:8080" || h == "abc123.relay.test"
+		if got := withPort.IsSessionHost(uniq, host); got != want {
+			t.Fatalf("fqdn relay.test:8080: host %q taken %v, want %v", host, got, want)
+		}
+		want = h == "abc123.relay.test" || h == "abc123.relay.test:80" || h == "abc123.relay.test:443"
+		if got := noPort.IsSessionHost(uniq, host); got != want {
+			t.Fatalf("fqdn relay.test: host %q taken %v, want %v", host, got, want)
+		}
+	})
+}

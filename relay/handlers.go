@@ -185,6 +185,8 @@ func (r *Relay) sessionAt(id, host string) (*session.Session, bool) {
 func (r *Relay) isSessionHost(uniq, host string) bool {
 	name, port := splitHostPort(host)
 	switch {
+	case strings.HasSuffix(host, ":"):
+		return false // a colon without a port
 	case port == "" || port == r.fqdnPort:
 	case r.fqdnPort == "" && (port == "80" || port == "443"):
 	default:

@@ -39,6 +39,12 @@ import (
 // not take, HTTP/2 over TLS) the connection, with the bytes already read,
 // goes to net/http through the listener Listen returns, for the rest of
 // its life; net/http then answers, or refuses, exactly as it would have.
+//
+// A body is paid for only when it is wanted: the socket is looked up
+// from the head (its path and Host) first, and a request for no live
+// session on that host is answered from the head with the body unread
+// and the connection closed (lingerClose); a wanted body's buffer grows
+// with the bytes that arrive (readBody).
 
 // ListenConfig configures Listen. Zero timeouts mean none, as in
 // http.Server.

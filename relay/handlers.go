@@ -129,8 +129,10 @@ func (r *Relay) begin(q *request, req *http.Request, ep endpoint) bool {
 	s, ok := r.sessionAt(strings.TrimPrefix(req.URL.Path, ep.prefix), req.Host)
 	if !ok {
 		q.done()
-		if req.ContentLength != 0 {
+		if req.ContentLength != 0 && req.ProtoMajor == 1 {
 			// The body stays unread: the connection cannot be reused.
+			// (HTTP/2 resets the stream alone; a close there would end
+			// every other stream's connection.)
 			w.Header().Set("Connection", "close")
 		}
 		q.fail(control.CodeSocket, "unknown or closed socket")

@@ -175,7 +175,7 @@ func setupBoth(c *cli.Context, log *zap.Logger, ls listeners) (*service, func(),
 		cleanup()
 		return nil, nil, err
 	}
-	rcfg, err := routerConfig(c, m)
+	rcfg, err := routerConfig(c, m, log)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -241,7 +241,7 @@ func runRouter(c *cli.Context) error {
 	}
 	defer rb.Close()
 	m := metrics.New()
-	rcfg, err := routerConfig(c, m)
+	rcfg, err := routerConfig(c, m, log)
 	if err != nil {
 		return err
 	}

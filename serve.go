@@ -255,16 +255,33 @@ func serverTLS(c *cli.Context) (*tls.Config, error) {
 
 // routerConfig builds the router's configuration from its flags; the
 // client address honours X-Forwarded-For from --trusted-proxy only.
-func routerConfig(c *cli.Context, m *metrics.Metrics) (router.Config, error) {
+func routerConfig(c *cli.Context, m *metrics.Metrics, log *zap.Logger) (router.Config, error) {
 	trusted, err := ratelimit.ParsePrefixes(c.StringSlice("trusted-proxy"))
 	if err != nil {
 		return router.Config{}, fmt.Errorf("--trusted-proxy: %w", err)
 	}
 	return router.Config{
 		EstablishTimeout: c.Duration("establish-timeout"),
-		ClientAddr:       ratelimit.ClientAddr(trusted),
+		ClientAddr:       warnUntrustedProxy(trusted, log),
 		OnCreate:         m.OnCreate,
 	}, nil
+}
+
+// warnUntrustedProxy is ratelimit.ClientAddr that also logs, once, a
+// request carrying X-Forwarded-For from a peer not in trusted: most
+// likely a load balancer that --trusted-proxy should name, without which
+// its users share one create limit (docs/DEPLOY.md).
+func warnUntrustedProxy(trusted []netip.Prefix, log *zap.Logger) func(*http.Request) string {
+	addr := ratelimit.ClientAddr(trusted)
+	check := ratelimit.WarnUntrusted(trusted, func(peer string) {
+		log.Warn("a /create request carries X-Forwarded-For from a peer that is not a trusted proxy: the header is ignored, so "+
+			"every client behind that proxy counts as the proxy for the per-address create limit; if it is your load balancer, "+
+			"name it with --trusted-proxy (docs/DEPLOY.md). Logged once.", zap.String("peer", peer))
+	})
+	return func(r *http.Request) string {
+		check(r)
+		return addr(r)
+	}
 }
 
 // createLimit wraps /create in the per-client-address rate limit, when

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/polysocket/polysocket/client"
 	"github.com/polysocket/polysocket/demo"
@@ -86,6 +87,7 @@ func staticTokens(c *cli.Context, log *zap.Logger) (*token.Static, error) {
 	}
 	if name := c.String("token"); name != "" {
 		origins := c.StringSlice("token-origin")
+		warnOpenToken(log, name, len(origins) == 0, c.Int("token-limit") == 0)
 		if len(origins) == 0 {
 			origins = []string{"*"}
 		}
@@ -96,6 +98,27 @@ func staticTokens(c *cli.Context, log *zap.Logger) (*token.Static, error) {
 		toks = []token.Token{token.Dev()}
 	}
 	return token.NewStatic(toks...)
+}
+
+// warnOpenToken warns at start about a --token without --token-origin
+// or --token-limit. A token is public (it is in every page that uses
+// it), so what bounds its abuse is its target patterns, its origins
+// (against browsers only) and its limit; an operator who left out the
+// last two should hear so once.
+func warnOpenToken(log *zap.Logger, name string, anyOrigin, noLimit bool) {
+	var missing []string
+	if anyOrigin {
+		missing = append(missing, "--token-origin (pages of any site may use it)")
+	}
+	if noLimit {
+		missing = append(missing, "--token-limit (no bound on its live connections)")
+	}
+	if len(missing) == 0 {
+		return
+	}
+	log.Warn("--token is public (it sits in every page that uses it) and has no "+strings.Join(missing, " and no ")+
+		"; only its target patterns and the per-address create limit bound its use (docs/TOKENS.md)",
+		zap.String("token", name))
 }
 
 func openRedis(c *cli.Context, log *zap.Logger) (*redisbus.Bus, error) {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/polysocket/polysocket/token"
 	"github.com/urfave/cli/v2"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -41,7 +42,7 @@ func TestOpenTokenWarning(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			core, logs := observer.New(zapcore.WarnLevel)
 			runFlags(t, tokenFlags(), append(append([]string(nil), base...), tc.extra...), func(c *cli.Context) error {
-				_, err := staticTokens(c, zap.New(core))
+				_, err := staticTokens(c, zap.New(core), token.Dev())
 				return err
 			})
 			all := logs.All()

@@ -140,8 +140,23 @@ func parseBytes(s string) (int64, error) {
 	return n * mult, nil
 }
 
+// relayPlace is what a relay knows of its own place on the network.
+type relayPlace struct {
+	// fqdn is the relay's public host[:port].
+	fqdn string
+	// self are the addresses the process serves on (public and admin).
+	self []netip.AddrPort
+	// loopback lets the relay dial loopback targets: the dev token of
+	// `both` on a loopback listener, or with --dev-any-loopback.
+	loopback bool
+	// echo reaches the built-in echo target; a target naming the relay
+	// itself goes there (netguard.Guard.DialFunc). Nil: such a target is
+	// refused.
+	echo func(ctx context.Context) (net.Conn, error)
+}
+
 // relayConfig builds the relay's configuration from its flags.
-func relayConfig(c *cli.Context, fqdn string, self []netip.AddrPort, devLoopback bool) (relay.Config, error) {
+func relayConfig(c *cli.Context, place relayPlace) (relay.Config, error) {
 	allow := make([]netip.Prefix, 0, len(c.StringSlice("allow-cidr")))
 	for _, s := range c.StringSlice("allow-cidr") {
 		p, err := netip.ParsePrefix(s)
@@ -150,17 +165,20 @@ func relayConfig(c *cli.Context, fqdn string, self []netip.AddrPort, devLoopback
 		}
 		allow = append(allow, p)
 	}
-	if devLoopback {
+	if place.loopback {
 		allow = append(allow, netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"))
 	}
 	tlsConf, err := targetTLS(c.String("target-ca"))
 	if err != nil {
 		return relay.Config{}, err
 	}
-	guard := netguard.New(netguard.Config{AllowPrivate: c.Bool("allow-private"), Allow: allow, Self: self})
+	guard := netguard.New(netguard.Config{
+		AllowPrivate: c.Bool("allow-private"), Allow: allow,
+		Self: place.self, SelfNames: []string{place.fqdn},
+	})
 	return relay.Config{
 		ID:       c.String("id"),
-		FQDN:     fqdn,
+		FQDN:     place.fqdn,
 		Capacity: c.Int("capacity"),
 		MaxTTL:   c.Duration("max-ttl"),
 		MaxBody:  c.Int64("max-body"),
@@ -178,42 +196,12 @@ func relayConfig(c *cli.Context, fqdn string, self []netip.AddrPort, devLoopback
 			ForwardOrigin:    c.Bool("forward-origin"),
 			ForwardFor:       c.Bool("forward-for"),
 			// Every TCP connection to a target, DNS answers and
-			// happy-eyeballs fallbacks included, passes the guard.
-			DialContext:     refuseNumericHosts(guard.Dialer(c.Duration("dial-timeout")).DialContext),
+			// happy-eyeballs fallbacks included, passes the guard; the
+			// relay itself is never dialed.
+			DialContext:     guard.DialFunc(c.Duration("dial-timeout"), place.echo),
 			TLSClientConfig: tlsConf,
 		},
 	}, nil
-}
-
-// refuseNumericHosts refuses a host name that "ends in a number" (the
-// WHATWG URL rule): 127.1, 2130706433, 0x7f000001, 017700000001. Browsers
-// read these as IPv4 addresses and no public DNS name looks like that
-// (no top-level domain is numeric), so rather than ask DNS about them the
-// relay refuses them outright; an IP literal goes on to the guard.
-func refuseNumericHosts(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		host, _, err := net.SplitHostPort(addr)
-		if err == nil && endsInNumber(host) {
-			if _, perr := netip.ParseAddr(host); perr != nil {
-				return nil, &netguard.BlockedError{Reason: fmt.Sprintf("host %q is a numeric IPv4 spelling, not a DNS name", host)}
-			}
-		}
-		return dial(ctx, network, addr)
-	}
-}
-
-// endsInNumber reports whether host's last label (ignoring one trailing
-// dot) is all decimal digits or a 0x hexadecimal number.
-func endsInNumber(host string) bool {
-	host = strings.TrimSuffix(host, ".")
-	last := host[strings.LastIndexByte(host, '.')+1:]
-	if last == "" {
-		return false
-	}
-	if rest, ok := strings.CutPrefix(strings.ToLower(last), "0x"); ok {
-		return strings.Trim(rest, "0123456789abcdef") == ""
-	}
-	return strings.Trim(last, "0123456789") == ""
 }
 
 // targetTLS is the TLS client configuration for wss:// targets: the

@@ -1,6 +1,7 @@
 // Package ratelimit limits how fast each client address may call an
 // endpoint (the router's /create), with a token bucket per address
-// (golang.org/x/time/rate), and finds a request's client address behind
+// (golang.org/x/time/rate; an IPv6 /64 counts as one address, loopback
+// is not limited, see Key), and finds a request's client address behind
 // trusted reverse proxies.
 package ratelimit
 

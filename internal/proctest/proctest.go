@@ -1,6 +1,7 @@
 // Package proctest runs the polysocket binary as real processes for
 // tests: it builds the binary once per test run, starts it with --listen
-// on a loopback address, logging to a file, waits for /healthz, and stops
+// and --admin-listen on loopback addresses of their own, logging to a
+// file, waits for /healthz, and stops
 // it by PID (SIGTERM, then SIGKILL) at cleanup, printing the end of its
 // log when the test failed. A package using it calls RemoveBuild from
 // TestMain.

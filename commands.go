@@ -207,7 +207,11 @@ func setupBoth(c *cli.Context, log *zap.Logger, ls listeners) (*service, func(),
 	if c.Bool("echo") {
 		d = demo.Handler(log.Named("demo"))
 		cleanups = append(cleanups, func() { d.Close() })
-		eb, err := startEchoBackend(d, log)
+		tlsConf, err := serverTLS(c)
+		if err != nil {
+			return fail(err)
+		}
+		eb, err := startEchoBackend(d, tlsConf, log)
 		if err != nil {
 			return fail(err)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -17,21 +18,31 @@ import (
 // before while the relay never dials its own /create or session paths.
 type echoBackend struct {
 	ln   net.Listener
+	addr string // of ln
 	srv  *http.Server
 	done chan struct{} // closed when Serve returned
 }
 
 // startEchoBackend serves echo at /echo (and nothing else) on
-// 127.0.0.1 until close.
-func startEchoBackend(echo http.Handler, log *zap.Logger) (*echoBackend, error) {
+// 127.0.0.1 until close; over TLS with tlsConf (the public listener's,
+// so that wss://{fqdn}/echo finds the certificate it would have found
+// there), plain without.
+func startEchoBackend(echo http.Handler, tlsConf *tls.Config, log *zap.Logger) (*echoBackend, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
+	}
+	addr := ln.Addr().String()
+	if tlsConf != nil {
+		tlsConf = tlsConf.Clone()
+		tlsConf.NextProtos = nil // HTTP/1.1: the WebSocket handshake
+		ln = tls.NewListener(ln, tlsConf)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/echo", echo)
 	e := &echoBackend{
 		ln:   ln,
+		addr: addr,
 		done: make(chan struct{}),
 		srv: &http.Server{
 			Handler:           mux,
@@ -52,7 +63,7 @@ func startEchoBackend(echo http.Handler, log *zap.Logger) (*echoBackend, error) 
 func (e *echoBackend) dial(timeout time.Duration) func(ctx context.Context) (net.Conn, error) {
 	d := &net.Dialer{Timeout: timeout}
 	return func(ctx context.Context) (net.Conn, error) {
-		return d.DialContext(ctx, "tcp", e.ln.Addr().String())
+		return d.DialContext(ctx, "tcp", e.addr)
 	}
 }
 

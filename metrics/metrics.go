@@ -83,7 +83,7 @@ func New() *Metrics {
 	for _, l := range []string{LimitCapacity, LimitToken, LimitRate, LimitSize} {
 		m.limitBy[l] = m.limits.WithLabelValues(l)
 	}
-	m.creates = f.counterVec("creates_total", "Router /create answers, by code (ok or the error word) and why (the client's reason for the fallback: none, failed, forced, or unspecified).", "code", "why")
+	m.creates = f.counterVec("creates_total", "Router /create answers, by code (ok or the error word) and why (the client's reason for the fallback: none, failed, timeout, remembered, forced, or unspecified).", "code", "why")
 	m.createSeconds = f.histogramVec("create_seconds", "Time a router took to answer /create, by code.", "code")
 	m.draining = f.gauge("draining", "1 while the process is draining at shutdown.")
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

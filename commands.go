@@ -217,6 +217,7 @@ func newRelay(c *cli.Context, fqdn string, self []netip.AddrPort, dev bool, bus 
 		return nil, err
 	}
 	m.WatchRelay(rl.Registry())
+	m.RelayLimits(cfg.Capacity, cfg.Session.MaxBufferedTotal)
 	return rl, nil
 }
 

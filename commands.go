@@ -111,13 +111,13 @@ func runBoth(c *cli.Context) error {
 	if err := tuneRuntime(c, log); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", c.String("listen"))
+	ls, err := openListeners(c)
 	if err != nil {
 		return err
 	}
-	svc, cleanup, err := setupBoth(c, log, ln)
+	svc, cleanup, err := setupBoth(c, log, ls)
 	if err != nil {
-		ln.Close()
+		ls.close()
 		return err
 	}
 	defer cleanup()
@@ -126,10 +126,10 @@ func runBoth(c *cli.Context) error {
 
 // setupBoth builds `both`: a router and a relay on one listener, on an
 // in-process bus (or Redis with --redis).
-func setupBoth(c *cli.Context, log *zap.Logger, ln net.Listener) (*service, func(), error) {
+func setupBoth(c *cli.Context, log *zap.Logger, ls listeners) (*service, func(), error) {
 	fqdn := c.String("fqdn")
 	if fqdn == "" {
-		fqdn = "localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		fqdn = "localhost:" + strconv.Itoa(ls.public.Addr().(*net.TCPAddr).Port)
 	}
 	var (
 		bus interface {
@@ -167,7 +167,7 @@ func setupBoth(c *cli.Context, log *zap.Logger, ln net.Listener) (*service, func
 	// that lives on it.
 	var self []netip.AddrPort
 	if !c.Bool("echo") {
-		self = selfAddrs(ln)
+		self = ls.selfAddrs()
 	}
 	m := metrics.New()
 	rl, err := newRelay(c, fqdn, self, dev, bus, m, log)
@@ -194,7 +194,7 @@ func setupBoth(c *cli.Context, log *zap.Logger, ln net.Listener) (*service, func
 		mux.Handle("/", d)
 		log.Info("demo page at http://" + fqdn + "/ with an echo WebSocket at ws://" + fqdn + "/echo")
 	}
-	svc, err := newService(c, log, ln, mux, rl, m, c.Duration("max-ttl"))
+	svc, err := newService(c, log, ls, mux, rl, m, c.Duration("max-ttl"))
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -250,15 +250,15 @@ func runRouter(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", c.String("listen"))
+	ls, err := openListeners(c)
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	mountRouter(c, mux, rt, rcfg, m)
-	svc, err := newService(c, log, ln, mux, nil, m, 0)
+	svc, err := newService(c, log, ls, mux, nil, m, 0)
 	if err != nil {
-		ln.Close()
+		ls.close()
 		return err
 	}
 	svc.busCheck = redisCheck(rb)
@@ -277,27 +277,27 @@ func runRelay(c *cli.Context) error {
 	if err := tuneRuntime(c, log); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", c.String("listen"))
+	ls, err := openListeners(c)
 	if err != nil {
 		return err
 	}
 	rb, err := openRedis(c, log)
 	if err != nil {
-		ln.Close()
+		ls.close()
 		return err
 	}
 	defer rb.Close()
 	m := metrics.New()
-	rl, err := newRelay(c, c.String("fqdn"), selfAddrs(ln), false, rb, m, log)
+	rl, err := newRelay(c, c.String("fqdn"), ls.selfAddrs(), false, rb, m, log)
 	if err != nil {
-		ln.Close()
+		ls.close()
 		return err
 	}
 	mux := http.NewServeMux()
 	mountRelay(mux, rl)
-	svc, err := newService(c, log, ln, mux, rl, m, c.Duration("max-ttl"))
+	svc, err := newService(c, log, ls, mux, rl, m, c.Duration("max-ttl"))
 	if err != nil {
-		ln.Close()
+		ls.close()
 		return err
 	}
 	svc.busCheck = redisCheck(rb)

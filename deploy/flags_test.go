@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/polysocket/polysocket/internal/proctest"
-	"sigs.k8s.io/yaml"
 )
 
 // helpTimeout bounds one `polysocket … --help`.
@@ -179,10 +178,6 @@ func k8sInvocations(o *objects) []invocation {
 // polysocket image (YAML anchors and merge keys resolved).
 func composeInvocations(t *testing.T) []invocation {
 	t.Helper()
-	b, err := os.ReadFile("compose.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var f struct {
 		Services map[string]struct {
 			Image       string            `json:"image"`
@@ -190,9 +185,7 @@ func composeInvocations(t *testing.T) []invocation {
 			Environment map[string]string `json:"environment"`
 		} `json:"services"`
 	}
-	if err := yaml.Unmarshal(b, &f); err != nil {
-		t.Fatalf("compose.yaml: %v", err)
-	}
+	decodeFile(t, "compose.yaml", &f, false)
 	var out []invocation
 	for name, s := range f.Services {
 		if !strings.HasPrefix(s.Image, "polysocket") {

@@ -94,14 +94,8 @@ func splitYAML(b []byte) [][]byte {
 // loadKustomization reads kustomization.yaml strictly.
 func loadKustomization(t *testing.T) kustomization {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(k8sDir, "kustomization.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var k kustomization
-	if err := yaml.UnmarshalStrict(b, &k); err != nil {
-		t.Fatalf("kustomization.yaml: %v", err)
-	}
+	decodeFile(t, filepath.Join(k8sDir, "kustomization.yaml"), &k, true)
 	if k.APIVersion != "kustomize.config.k8s.io/v1beta1" || k.Kind != "Kustomization" {
 		t.Fatalf("kustomization.yaml: apiVersion %q kind %q", k.APIVersion, k.Kind)
 	}

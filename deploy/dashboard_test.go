@@ -12,9 +12,10 @@ import (
 
 // The files under test.
 const (
-	dashboardFile = "grafana/polysocket.json"
-	alertsFile    = "prometheus/alerts.yaml"
-	operationsDoc = "../docs/OPERATIONS.md"
+	dashboardFile     = "grafana/polysocket.json"
+	alertsFile        = "prometheus/alerts.yaml"
+	composePromConfig = "prometheus/compose.yml"
+	operationsDoc     = "../docs/OPERATIONS.md"
 )
 
 // dashboard is the part of a Grafana dashboard the tests read.
@@ -173,6 +174,9 @@ func TestDashboardAndAlertsFiles(t *testing.T) {
 
 	out := runTool(t, "promtool", "check", "rules", alertsFile)
 	t.Logf("promtool check rules: %s", strings.TrimSpace(out))
+	// compose.yaml's Prometheus: its scrape jobs and rule file.
+	out = runTool(t, "promtool", "check", "config", composePromConfig)
+	t.Logf("promtool check config: %s", strings.TrimSpace(out))
 	doc, err := os.ReadFile(operationsDoc)
 	if err != nil {
 		t.Fatal(err)

@@ -78,7 +78,9 @@ func TestPrometheusEvaluatesDashboardAndAlerts(t *testing.T) {
 		return err == nil && n == "1"
 	})
 	driveTraffic(t, prom, hc, "http://localhost:"+port, echo.URL)
-	time.Sleep(3 * time.Second) // a few scrapes of the traffic's counters
+	// The refused create's series is scraped before Redis goes, so the
+	// refusals without Redis move it (rate() ignores a series' birth).
+	awaitData(t, prom, []check{{"refused create scraped", `polysocket_creates_total{code="unavailable"} > 0`, false}})
 	rdb.Stop()
 	start := time.Now()
 	refuseWithoutRedis(t, hc, "http://localhost:"+port, echo.URL)

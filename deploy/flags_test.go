@@ -3,9 +3,11 @@ package deploy_test
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -174,33 +176,92 @@ func k8sInvocations(o *objects) []invocation {
 	return out
 }
 
-// composeInvocations are the services of compose.yaml that run the
-// polysocket image (YAML anchors and merge keys resolved).
-func composeInvocations(t *testing.T) []invocation {
+// composeService is the part of a compose.yaml service the tests read.
+type composeService struct {
+	Image       string            `json:"image"`
+	Command     []string          `json:"command"`
+	Environment map[string]string `json:"environment"`
+}
+
+// composeServices are compose.yaml's services that run the polysocket
+// image (YAML anchors and merge keys resolved), by name.
+func composeServices(t *testing.T) map[string]composeService {
 	t.Helper()
 	var f struct {
-		Services map[string]struct {
-			Image       string            `json:"image"`
-			Command     []string          `json:"command"`
-			Environment map[string]string `json:"environment"`
-		} `json:"services"`
+		Services map[string]composeService `json:"services"`
 	}
 	decodeFile(t, "compose.yaml", &f, false)
-	var out []invocation
+	out := make(map[string]composeService)
 	for name, s := range f.Services {
-		if !strings.HasPrefix(s.Image, "polysocket") {
-			continue
+		if strings.HasPrefix(s.Image, "polysocket") {
+			out[name] = s
 		}
+	}
+	if len(out) < 4 {
+		t.Fatalf("compose.yaml: only %d polysocket services found", len(out))
+	}
+	return out
+}
+
+// composeInvocations are the polysocket services of compose.yaml.
+func composeInvocations(t *testing.T) []invocation {
+	t.Helper()
+	var out []invocation
+	for name, s := range composeServices(t) {
 		inv := invocation{where: "compose.yaml service " + name, args: s.Command}
 		for e := range s.Environment {
 			inv.env = append(inv.env, e)
 		}
 		out = append(out, inv)
 	}
-	if len(out) < 4 {
-		t.Fatalf("compose.yaml: only %d polysocket services found", len(out))
-	}
 	return out
+}
+
+// TestComposePrometheusScrapesEveryProcess checks that compose's
+// Prometheus scrapes the admin port of every router and relay service,
+// and that those services listen there.
+func TestComposePrometheusScrapesEveryProcess(t *testing.T) {
+	var cfg struct {
+		ScrapeConfigs []struct {
+			JobName       string `json:"job_name"`
+			StaticConfigs []struct {
+				Targets []string `json:"targets"`
+			} `json:"static_configs"`
+		} `json:"scrape_configs"`
+	}
+	decodeFile(t, composePromConfig, &cfg, false)
+	scraped := make(map[string]bool)
+	for _, j := range cfg.ScrapeConfigs {
+		if !strings.HasPrefix(j.JobName, "polysocket") {
+			t.Errorf("job %q: PolysocketTargetDown watches jobs named polysocket*", j.JobName)
+		}
+		for _, sc := range j.StaticConfigs {
+			for _, tg := range sc.Targets {
+				scraped[tg] = true
+			}
+		}
+	}
+	for name, s := range composeServices(t) {
+		if len(s.Command) == 0 || s.Command[0] != "router" && s.Command[0] != "relay" {
+			continue
+		}
+		admin := s.Environment["POLYSOCKET_ADMIN_LISTEN"]
+		if i := slices.Index(s.Command, "--admin-listen"); i >= 0 && i+1 < len(s.Command) {
+			admin = s.Command[i+1]
+		}
+		_, port, err := net.SplitHostPort(admin)
+		if err != nil {
+			t.Errorf("compose service %s: admin listener %q: %v", name, admin, err)
+			continue
+		}
+		if !scraped[name+":"+port] {
+			t.Errorf("compose service %s: its admin port %s:%s is not scraped by %s", name, name, port, composePromConfig)
+		}
+		delete(scraped, name+":"+port)
+	}
+	for tg := range scraped {
+		t.Errorf("%s scrapes %s, which is no router or relay admin port of compose.yaml", composePromConfig, tg)
+	}
 }
 
 // dockerfileInvocation is the image's default command and environment.

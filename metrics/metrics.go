@@ -117,6 +117,17 @@ func (m *Metrics) WatchRelay(reg *session.Registry) {
 	})
 }
 
+// RelayLimits exports a relay's configured bounds as constant gauges,
+// polysocket_capacity and polysocket_max_buffered_total_bytes, so that
+// dashboards and alerts can put sessions_live and buffered_memory_bytes
+// against them without knowing each relay's flags. A bound of 0 (none)
+// is exported as 0. Call it once.
+func (m *Metrics) RelayLimits(capacity int, maxBufferedTotal int64) {
+	f := factory{m.reg}
+	f.gauge("capacity", "The relay's --capacity: most live sessions.").Set(float64(capacity))
+	f.gauge("max_buffered_total_bytes", "The relay's --max-buffered-total, the bound of polysocket_buffered_memory_bytes (0: none).").Set(float64(maxBufferedTotal))
+}
+
 // SessionCounters are the per-message counters for session.Config.
 func (m *Metrics) SessionCounters() session.Counters {
 	return session.Counters{

@@ -87,6 +87,7 @@ func TestRelayAndRouterHooks(t *testing.T) {
 	m.OnCreate("ok", "remembered", time.Millisecond)
 	m.LimitRefused(metrics.LimitRate)
 	m.SetDraining(true)
+	m.RelayLimits(100, 4096)
 	c := m.SessionCounters()
 	c.MessagesToTarget.Add(1)
 	c.BytesToTarget.Add(5)
@@ -113,6 +114,8 @@ func TestRelayAndRouterHooks(t *testing.T) {
 		`polysocket_message_bytes_total{direction="to_target"} 5`,
 		`polysocket_polls_held 1`,
 		`polysocket_draining 1`,
+		`polysocket_capacity 100`,
+		`polysocket_max_buffered_total_bytes 4096`,
 	} {
 		has(t, text, l)
 	}

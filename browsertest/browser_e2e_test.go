@@ -32,6 +32,10 @@ func TestBrowser(t *testing.T) {
 		{"page-unload", testPageUnload},
 		{"native", testNative},
 		{"native-fails", testNativeFails},
+		{"hanging-upgrade", testHangingUpgrade},
+		{"nginx", testNginx},
+		{"session-host-unreachable", testSessionHostUnreachable},
+		{"time-to-open", testTimeToOpen},
 		{"demo", testDemo},
 	})
 }
@@ -566,7 +570,9 @@ func testNative(t *testing.T, b Browser) {
 
 // testNativeFails: the native WebSocket fails before opening; the
 // library falls back to the relay by itself, tells /create why=failed,
-// and the page sees exactly one open.
+// and the page sees exactly one open. The next socket to that origin
+// goes straight to the relay (why=remembered); with rememberFallback:
+// false the native WebSocket is tried again.
 func testNativeFails(t *testing.T, b Browser) {
 	e := newEnv(t, b, "fail", session.Config{})
 	tg := testenv.NewTarget(t, testenv.TargetOptions{})
@@ -597,4 +603,20 @@ func testNativeFails(t *testing.T, b Browser) {
 	if opens != 1 {
 		t.Fatalf("%d open events, want exactly 1", opens)
 	}
+
+	id2, ev2 := e.open(tg.URL, `{}`)
+	e.tab.eval("window.fakeCalls", &fakes)
+	if ev2.Transport != "relay" || fakes != 1 {
+		t.Fatalf("second socket: transport %q, native tried %d times; want the relay, tried once in all", ev2.Transport, fakes)
+	}
+	wantWhys(t, e, "failed", "remembered")
+	e.tab.eval(fmt.Sprintf("T.send(%d, 'remembered hello')", id2), nil)
+	wantText(t, "remembered text", e.tab.events(id2, 2, 20*time.Second)[1], "remembered hello")
+
+	e.open(tg.URL, `{rememberFallback: false}`)
+	e.tab.eval("window.fakeCalls", &fakes)
+	if fakes != 2 {
+		t.Fatalf("rememberFallback: false: native tried %d times in all, want 2", fakes)
+	}
+	wantWhys(t, e, "failed", "remembered", "failed")
 }

@@ -25,7 +25,8 @@ func js(v any) string {
 
 // event is what the test page records for one PolySocket event.
 type event struct {
-	Type string `json:"type"` // open, message, error, close
+	Type string  `json:"type"` // open, message, error, close
+	At   float64 `json:"at"`   // ms since the PolySocket was made
 	// open
 	Transport string `json:"transport"`
 	Base      string `json:"base"` // the relay base URL, "" over WebSocket

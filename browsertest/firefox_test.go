@@ -26,45 +26,48 @@ const (
 	firefoxStopTimeout  = 15 * time.Second // browser.close to the process's exit
 )
 
-// firefoxPrefs go into the profile's user.js. The network is closed here
-// and the tests must not wait on it: no updates, telemetry, studies,
-// safe browsing lists, captive portal checks or prefetching. Timers of
-// background tabs keep running, as the library's polls are timers.
-var firefoxPrefs = map[string]any{
-	"app.update.auto":                            false,
-	"app.update.enabled":                         false,
-	"app.normandy.enabled":                       false,
-	"app.shield.optoutstudies.enabled":           false,
-	"browser.shell.checkDefaultBrowser":          false,
-	"browser.startup.homepage_override.mstone":   "ignore",
-	"browser.startup.page":                       0,
-	"browser.newtabpage.enabled":                 false,
-	"browser.safebrowsing.malware.enabled":       false,
-	"browser.safebrowsing.phishing.enabled":      false,
-	"browser.safebrowsing.downloads.enabled":     false,
-	"browser.safebrowsing.update.enabled":        false,
-	"browser.search.update":                      false,
-	"browser.ping-centre.telemetry":              false,
-	"datareporting.policy.dataSubmissionEnabled": false,
-	"datareporting.healthreport.uploadEnabled":   false,
-	"toolkit.telemetry.enabled":                  false,
-	"toolkit.telemetry.unified":                  false,
-	"toolkit.telemetry.server":                   "",
-	"extensions.update.enabled":                  false,
-	"extensions.getAddons.cache.enabled":         false,
-	"extensions.blocklist.enabled":               false,
-	"network.captive-portal-service.enabled":     false,
-	"network.connectivity-service.enabled":       false,
-	"network.dns.disablePrefetch":                true,
-	"network.prefetch-next":                      false,
-	"network.predictor.enabled":                  false,
-	"network.http.speculative-parallel-limit":    0,
-	"media.gmp-manager.updateEnabled":            false,
-	"services.settings.server":                   "http://127.0.0.1:9/",
-	"dom.security.https_first":                   false,
-	"dom.timeout.enable_budget_timer_throttling": false,
-	"dom.min_background_timeout_value":           4,
-	"browser.aboutwelcome.enabled":               false,
+// firefoxPrefs are what goes into the profile's user.js. The network is
+// closed here and the tests must not wait on it: no updates, telemetry,
+// studies, safe browsing lists, captive portal checks or prefetching.
+// Timers of background tabs keep running, as the library's polls are
+// timers.
+func firefoxPrefs() map[string]any {
+	return map[string]any{
+		"app.update.auto":                            false,
+		"app.update.enabled":                         false,
+		"app.normandy.enabled":                       false,
+		"app.shield.optoutstudies.enabled":           false,
+		"browser.shell.checkDefaultBrowser":          false,
+		"browser.startup.homepage_override.mstone":   "ignore",
+		"browser.startup.page":                       0,
+		"browser.newtabpage.enabled":                 false,
+		"browser.safebrowsing.malware.enabled":       false,
+		"browser.safebrowsing.phishing.enabled":      false,
+		"browser.safebrowsing.downloads.enabled":     false,
+		"browser.safebrowsing.update.enabled":        false,
+		"browser.search.update":                      false,
+		"browser.ping-centre.telemetry":              false,
+		"datareporting.policy.dataSubmissionEnabled": false,
+		"datareporting.healthreport.uploadEnabled":   false,
+		"toolkit.telemetry.enabled":                  false,
+		"toolkit.telemetry.unified":                  false,
+		"toolkit.telemetry.server":                   "",
+		"extensions.update.enabled":                  false,
+		"extensions.getAddons.cache.enabled":         false,
+		"extensions.blocklist.enabled":               false,
+		"network.captive-portal-service.enabled":     false,
+		"network.connectivity-service.enabled":       false,
+		"network.dns.disablePrefetch":                true,
+		"network.prefetch-next":                      false,
+		"network.predictor.enabled":                  false,
+		"network.http.speculative-parallel-limit":    0,
+		"media.gmp-manager.updateEnabled":            false,
+		"services.settings.server":                   "http://127.0.0.1:9/",
+		"dom.security.https_first":                   false,
+		"dom.timeout.enable_budget_timer_throttling": false,
+		"dom.min_background_timeout_value":           4,
+		"browser.aboutwelcome.enabled":               false,
+	}
 }
 
 // proxyPrefs send every request through the HTTP proxy at hostport,
@@ -124,7 +127,7 @@ func startFirefox(t *testing.T, l launch) Browser {
 		t.Fatalf("the browser tests need Firefox ESR at %s (Debian: apt-get install firefox-esr): %v", firefoxPath, err)
 	}
 	dir := t.TempDir()
-	prefs := []map[string]any{firefoxPrefs}
+	prefs := []map[string]any{firefoxPrefs()}
 	if l.Proxy != "" {
 		prefs = append(prefs, proxyPrefs(l.Proxy))
 	}

@@ -16,6 +16,10 @@ export interface PolySocketOptions {
   token?: string;
   /** Skip the native WebSocket and use the relay at once. */
   forcePolyfill?: boolean;
+  /** Milliseconds (default 5000) the native WebSocket may take to open, and the relay session host to first answer. */
+  connectTimeout?: number;
+  /** false: do not remember, per page session and origin, that the native path failed. */
+  rememberFallback?: boolean;
 }
 
 /** Events a PolySocket fires, by type. */

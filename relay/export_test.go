@@ -26,3 +26,6 @@ func ParseHead(b []byte, maxBody int64) (Head, bool) {
 		ContentType: string(h.contentType), ContentLength: h.contentLength, Close: h.close,
 	}, ok
 }
+
+// IsSessionHost exposes the Host check of session requests.
+func (r *Relay) IsSessionHost(uniq, host string) bool { return r.isSessionHost(uniq, host) }

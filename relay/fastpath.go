@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,12 @@ import (
 // not take, HTTP/2 over TLS) the connection, with the bytes already read,
 // goes to net/http through the listener Listen returns, for the rest of
 // its life; net/http then answers, or refuses, exactly as it would have.
+//
+// A body is paid for only when it is wanted: the socket is looked up
+// from the head (its path and Host) first, and a request for no live
+// session on that host is answered from the head with the body unread
+// and the connection closed (lingerClose); a wanted body's buffer grows
+// with the bytes that arrive (readBody).
 
 // ListenConfig configures Listen. Zero timeouts mean none, as in
 // http.Server.
@@ -300,11 +307,15 @@ func (f *fastServer) serve(fc *fastConn, fresh bool) {
 		if fr.w.hijacked {
 			return // a parked poll: its answer serves the connection on
 		}
-		if fr.req.Close || f.isClosing() {
+		if fr.req.Close || fr.skipped || f.isClosing() {
 			fr.w.closeAfter = true
 		}
 		if err := fr.w.finish(); err != nil || fr.w.closeAfter {
-			_ = c.Close()
+			if fr.skipped && err == nil {
+				lingerClose(c)
+			} else {
+				_ = c.Close()
+			}
 			return
 		}
 		fr.release()
@@ -344,7 +355,10 @@ type fastRequest struct {
 	hdr  http.Header
 	body bodyReader
 	buf  []byte // the body
-	w    fastWriter
+	// skipped: the body was left unread (no such session on this host);
+	// the connection closes after the answer.
+	skipped bool
+	w       fastWriter
 	// The connection's address, and the last path, host and content
 	// type as strings: a client sends the same ones request after
 	// request, so each is made once.
@@ -383,6 +397,49 @@ func (r *bodyReader) Reset(b []byte) {
 
 // Unread is what is left to read, without a copy (jsonp reads it so).
 func (r *bodyReader) Unread() []byte { return r.b[len(r.b)-r.Len():] }
+
+// bodyChunk is the least a body buffer grows by.
+const bodyChunk = 4 << 10
+
+// readBody reads an n-byte body from br into buf (from its start). The
+// buffer grows with the bytes that arrive, doubling, never to more than
+// n: a head announcing megabytes costs nothing until they come, and
+// then at most twice what came.
+func readBody(br *bufio.Reader, buf []byte, n int) ([]byte, error) {
+	buf = buf[:0]
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n-len(buf), max(cap(buf), bodyChunk)))
+		}
+		m, err := br.Read(buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < n {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// lingerTime and lingerBytes bound how long, and how much, lingerClose
+// drains: as net/http does, so that the answer is not lost to the reset
+// a close with unread data sends.
+const (
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 256 << 10
+)
+
+// lingerClose closes a connection whose request body was left unread:
+// the answer is followed by a FIN, then what the client still sends is
+// read and dropped for a little while (no memory: io.Discard), so that
+// the close does not reset the connection before the client read the
+// answer.
+func lingerClose(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		_ = c.SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.CopyN(io.Discard, c, lingerBytes)
+	}
+	_ = c.Close()
+}
 
 // readRequest reads one request head, and its body, into fr.
 func (f *fastServer) readRequest(fr *fastRequest, c net.Conn, br *bufio.Reader) int {
@@ -437,17 +494,22 @@ func (f *fastServer) readRequest(fr *fastRequest, c net.Conn, br *bufio.Reader) 
 		return readFailed
 	}
 	fr.body.Reset(nil)
+	fr.skipped = false
 	var body io.ReadCloser = http.NoBody
-	if h.contentLength > 0 {
+	length := h.contentLength
+	if length > 0 {
+		if _, ok := f.r.sessionAt(string(h.path[3:]), host); !ok {
+			// Not worth a byte: the handler answers 403 from the head,
+			// and the connection closes with the body unread.
+			fr.skipped, length = true, 0
+		}
+	}
+	if length > 0 {
 		if f.cfg.ReadTimeout > 0 {
 			_ = c.SetReadDeadline(time.Now().Add(f.cfg.ReadTimeout))
 		}
-		n := int(h.contentLength)
-		if cap(fr.buf) < n {
-			fr.buf = make([]byte, n)
-		}
-		fr.buf = fr.buf[:n]
-		if _, err := io.ReadFull(br, fr.buf); err != nil {
+		var err error
+		if fr.buf, err = readBody(br, fr.buf, int(length)); err != nil {
 			return readFailed
 		}
 		fr.body.Reset(fr.buf)
@@ -464,7 +526,7 @@ func (f *fastServer) readRequest(fr *fastRequest, c net.Conn, br *bufio.Reader) 
 		ProtoMinor:    1,
 		Header:        fr.hdr,
 		Body:          body,
-		ContentLength: h.contentLength,
+		ContentLength: length,
 		Close:         h.close,
 		Host:          host,
 		RemoteAddr:    fr.remote,

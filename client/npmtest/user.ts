@@ -16,7 +16,7 @@ if (ws.readyState === PolySocket.OPEN && ws.transport === "relay") {
 const same: typeof PolySocket = Named;
 
 // Install mode: the constructor fits where a WebSocket constructor goes.
-const Installed: PolySocketConstructor = PolySocket.install({ token: "app-prod", forcePolyfill: true });
+const Installed: PolySocketConstructor = PolySocket.install({ token: "app-prod", connectTimeout: 3000, rememberFallback: false });
 function takesWebSocketCtor(C: new (url: string, protocols?: string | string[]) => { send(d: string): void; close(): void }) {
   return new C("wss://api.example.com/live");
 }

@@ -1,6 +1,7 @@
 // Package proctest runs the polysocket binary as real processes for
 // tests: it builds the binary once per test run, starts it with --listen
-// on a loopback address, logging to a file, waits for /healthz, and stops
+// and --admin-listen on loopback addresses of their own, logging to a
+// file, waits for /healthz, and stops
 // it by PID (SIGTERM, then SIGKILL) at cleanup, printing the end of its
 // log when the test failed. A package using it calls RemoveBuild from
 // TestMain.
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/polysocket/polysocket/internal/testenv"
+	"go.uber.org/goleak"
 )
 
 // Bounds of the process helpers.
@@ -127,7 +129,12 @@ type Options struct {
 	Name string
 	// Addr is the address passed as --listen; default FreeAddr.
 	Addr string
-	// Args are the subcommand and its flags; --listen Addr is added.
+	// Admin is the address passed as --admin-listen (metrics and pprof);
+	// default FreeAddr, so that processes never meet on the default
+	// 127.0.0.1:9090. "off" turns the admin listener off.
+	Admin string
+	// Args are the subcommand and its flags; --listen Addr and
+	// --admin-listen Admin are added.
 	Args []string
 	// TLS, if set, is the client configuration trusting the process's
 	// certificate; the process is then reached over https.
@@ -140,6 +147,7 @@ type Options struct {
 type Proc struct {
 	name    string
 	addr    string
+	admin   string // "off": none
 	scheme  string // http or https
 	logPath string
 	cmd     *exec.Cmd
@@ -160,10 +168,14 @@ func Start(t testing.TB, opts Options) *Proc {
 	if opts.Addr == "" {
 		opts.Addr = FreeAddr(t)
 	}
+	if opts.Admin == "" {
+		opts.Admin = FreeAddr(t)
+	}
 	bin := Build(t)
 	p := &Proc{
 		name:    opts.Name,
 		addr:    opts.Addr,
+		admin:   opts.Admin,
 		scheme:  "http",
 		logPath: filepath.Join(t.TempDir(), opts.Name+".log"),
 		exited:  make(chan struct{}),
@@ -180,7 +192,7 @@ func Start(t testing.TB, opts Options) *Proc {
 		t.Fatal(err)
 	}
 	defer logf.Close() // the child has its own descriptor
-	args := append(append([]string(nil), opts.Args...), "--listen", opts.Addr)
+	args := append(append([]string(nil), opts.Args...), "--listen", opts.Addr, "--admin-listen", opts.Admin)
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.Env = Env()
@@ -237,9 +249,21 @@ func (p *Proc) Addr() string { return p.addr }
 // URL is the process's base URL.
 func (p *Proc) URL() string { return p.scheme + "://" + p.addr }
 
+// AdminURL is the base URL of the process's admin listener (plain
+// HTTP: /metrics, /debug/pprof/); "" when it is off.
+func (p *Proc) AdminURL() string {
+	if p.admin == "off" {
+		return ""
+	}
+	return "http://" + p.admin
+}
+
 // Client is an HTTP client that reaches the process (trusting its
 // certificate with TLS); its idle connections close at cleanup.
 func (p *Proc) Client() *http.Client { return p.client }
+
+// PID is the process's id (its /proc entry tells its memory).
+func (p *Proc) PID() int { return p.cmd.Process.Pid }
 
 // Signal sends sig to the process.
 func (p *Proc) Signal(t testing.TB, sig syscall.Signal) {
@@ -302,4 +326,13 @@ func (p *Proc) LogTail(n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// Main is a TestMain for a package of process tests: it runs the tests,
+// checks that no goroutine leaked (goleak), and removes the built binary.
+func Main(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		RemoveBuild()
+		os.Exit(code)
+	}))
 }

@@ -21,6 +21,10 @@ var (
 	// over MaxHeld. It was not kept; the client retries it once the sends
 	// before it have arrived. Unlike ErrTooLarge nothing is dropped.
 	ErrHeldFull = errors.New("too many bytes of early sends held")
+	// ErrBusy: the relay's sessions together hold MaxBufferedTotal, so a
+	// send that would be held (an early send, or a fragment) was not
+	// kept. Nothing was applied or dropped: the client retries it later.
+	ErrBusy = errors.New("the relay holds as much as it may; retry later")
 	// ErrFragmentType: a fragment's type differs from the first one's.
 	ErrFragmentType = errors.New("fragment type differs from the message's first fragment")
 	// ErrAbandoned: a parked poll's answer when AbandonParked took it

@@ -21,7 +21,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // wsTarget is a real WebSocket target running handle on each
 // connection; it stops, handlers finished, at the test's cleanup
 // (registered now, so it runs after the cleanups registered later).
-func wsTarget(t *testing.T, handle func(r *http.Request, c *websocket.Conn)) string {
+func wsTarget(t testing.TB, handle func(r *http.Request, c *websocket.Conn)) string {
 	var wg sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Counted before the handshake so cleanup's Wait cannot race it.

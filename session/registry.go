@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -161,12 +160,11 @@ func (r *Registry) dial(ctx context.Context, req OpenRequest) (*websocket.Conn, 
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
-		if resp != nil && resp.StatusCode >= 300 && resp.StatusCode < 400 {
-			err = errors.New("target answered with a redirect (" + resp.Status + "), which is not followed")
+		kind := dialKind(err, resp, req.Protocols)
+		if kind == DialRedirect {
+			err = errors.New("target answered with a redirect (" + resp.Status + " to " + resp.Header.Get("Location") + "), which is not followed")
 		}
-		var ue *url.Error
-		timeout := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ue) && ue.Timeout())
-		return nil, nil, &DialError{Err: err, Timeout: timeout}
+		return nil, nil, &DialError{Err: err, Kind: kind}
 	}
 	conn.SetReadLimit(r.cfg.MaxMessage)
 	return conn, slot.u, nil

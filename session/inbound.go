@@ -124,6 +124,11 @@ func (s *Session) addFragLocked(binary bool, data []byte, owned bool) error {
 // dropFragLocked forgets the message being assembled (written or
 // dropped) and uncounts its chunks. sendMu must be held.
 func (s *Session) dropFragLocked() {
+	if !s.frag.on {
+		// Nothing begun: no chunks, and not the finisher. The common
+		// case, a whole message, touches nothing shared.
+		return
+	}
 	var n int64
 	for _, c := range s.frag.chunks {
 		n += pieceCost(c)

@@ -29,3 +29,9 @@ func ParseHead(b []byte, maxBody int64) (Head, bool) {
 
 // IsSessionHost exposes the Host check of session requests.
 func (r *Relay) IsSessionHost(uniq, host string) bool { return r.isSessionHost(uniq, host) }
+
+// DialSentences are the fixed sentences a failed dial is answered with.
+var DialSentences = []string{
+	msgDialBlocked, msgDialTimeout, msgDialConnect, msgDialTLS,
+	msgDialHandshake, msgDialRedirect, msgDialSubprotocol,
+}

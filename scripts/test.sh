@@ -4,7 +4,7 @@
 # and headless Chromium and Firefox tests, some through squid and nginx,
 # and a real Prometheus for deploy/), then each fuzz target for a bounded
 # time. Installs what the tests need (redis-server, chromium, firefox-esr,
-# squid, nginx-light, prometheus) when missing.
+# squid, nginx-light, prometheus, npm) when missing.
 #
 #   FUZZTIME=0     skips fuzzing; any other value (1m, 500000x) is passed
 #                  to scripts/fuzz.sh, whose default is a fixed number of
@@ -29,6 +29,10 @@ need squid squid
 need nginx nginx-light
 need prometheus prometheus
 need promtool prometheus
+# npm: the client package test (npm pack, tsc) and the third-party
+# browser clients, each installed with npm ci from a pinned lock file.
+need node nodejs
+need npm npm
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

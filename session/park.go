@@ -52,7 +52,7 @@ func (s *Session) PollPark(ctx context.Context, req PollRequest, grace time.Dura
 			s.mu.Unlock()
 			s.removeNow()
 			s.endRequest()
-			return Batch{}, false, ErrUnknown
+			return closeAcked(), false, nil
 		}
 	}
 	s.supersedeLocked()

@@ -35,8 +35,9 @@ type Batch struct {
 // Poll waits for messages for the client. It answers at once when some
 // are queued, with a heartbeat when the TTL runs out, and with an empty
 // batch when a newer poll takes over. It returns ErrAck for an ack beyond
-// the last message, ErrUnknown for a session whose close was acked or
-// whose grace is over, and ctx.Err() when the client went away.
+// the last message, an empty batch to the ack of the close (which forgets
+// the session), ErrUnknown for a session whose close was acked or whose
+// grace is over, and ctx.Err() when the client went away.
 //
 // Without an ack the caller must call Delivered with the last seq it
 // wrote, once the answer is written.
@@ -58,7 +59,7 @@ func (s *Session) Poll(ctx context.Context, req PollRequest) (Batch, error) {
 		if s.ending && req.Ack >= s.closeSeq {
 			s.mu.Unlock()
 			s.removeNow()
-			return Batch{}, ErrUnknown
+			return closeAcked(), nil
 		}
 	}
 	// One poll at a time: a newer one takes the turn, and the older one,
@@ -192,3 +193,9 @@ func (s *Session) ackLocked(seq int64) {
 	s.accountLocked()
 	s.notifyLocked()
 }
+
+// closeAcked answers the poll that acks the close message: an empty batch,
+// so that the client's last request succeeds quietly (a 403 there would
+// be a failed script load in every page whose socket ended). The session
+// is forgotten; a later request gets ErrUnknown.
+func closeAcked() Batch { return Batch{Messages: []*Message{}} }

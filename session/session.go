@@ -474,7 +474,10 @@ func (s *Session) onPingTimer() {
 		s.mu.Lock()
 		// A pong cannot be read while the read loop is paused by
 		// backpressure; such a miss does not count against the target.
-		missed := err != nil && s.pausedAt == pauses && !s.paused
+		// Only the timeout is a miss: a ping that failed because the
+		// connection closed leaves the read loop to report how it closed
+		// (the target's own close frame, say).
+		missed := errors.Is(err, context.DeadlineExceeded) && s.pausedAt == pauses && !s.paused
 		s.mu.Unlock()
 		if missed && s.ctx.Err() == nil {
 			s.reg.log.Debug("target missed a pong", s.logID(), zap.Error(err))

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	"github.com/polysocket/polysocket/client"
 	"github.com/polysocket/polysocket/internal/testenv"
 	"github.com/polysocket/polysocket/session"
@@ -312,7 +311,7 @@ type env struct {
 // newEnv starts a stack whose relay names sessions {uniq}.localhost:{front
 // port} (Chromium resolves *.localhost to loopback), and opens
 // /t.html?mode=mode in a new tab.
-func newEnv(t *testing.T, browser context.Context, mode string, scfg session.Config, more ...func(*testenv.StackOptions)) *env {
+func newEnv(t *testing.T, b Browser, mode string, scfg session.Config, more ...func(*testenv.StackOptions)) *env {
 	t.Helper()
 	f := newFront(t)
 	fqdn := "localhost:" + f.port()
@@ -330,7 +329,7 @@ func newEnv(t *testing.T, browser context.Context, mode string, scfg session.Con
 	st := testenv.NewStack(t, opts)
 	f.start(t, st.URL)
 	e := &env{st: st, front: f, base: "http://" + fqdn}
-	e.tab = newTab(t, browser)
+	e.tab = newTab(t, b)
 	e.load(mode)
 	return e
 }
@@ -338,6 +337,6 @@ func newEnv(t *testing.T, browser context.Context, mode string, scfg session.Con
 // load (re)loads the test page in the tab.
 func (e *env) load(mode string) {
 	e.tab.t.Helper()
-	e.tab.do("loading the test page", chromedp.Navigate(e.base+"/t.html?mode="+mode))
+	e.tab.navigate(e.base + "/t.html?mode=" + mode)
 	e.tab.poll("the harness", 10*time.Second, "window.T && window.PolySocket && true", nil)
 }

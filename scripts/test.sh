@@ -2,7 +2,8 @@
 # Runs every polysocket test: static checks, the whole Go test suite with
 # the race detector (unit, end-to-end, multi-process, Redis, Redis Cluster
 # and headless-Chromium tests), then each fuzz target for a bounded time.
-# Installs what the tests need (redis-server, chromium) when missing.
+# Installs what the tests need (redis-server, chromium, firefox-esr) when
+# missing.
 #
 #   FUZZTIME=0     skips fuzzing; any other value (1m, 500000x) is passed
 #                  to scripts/fuzz.sh, whose default is a fixed number of
@@ -20,6 +21,7 @@ need() { # need COMMAND PACKAGE
 need redis-server redis-server
 need redis-cli redis-tools
 need chromium chromium
+need firefox-esr firefox-esr
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"github.com/polysocket/polysocket/internal/soaktarget"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -171,13 +172,13 @@ func (c *client) sendLoop(ctx context.Context) {
 func (c *client) send(ctx context.Context, n int) bool {
 	q := url.Values{"n": {strconv.Itoa(n)}}
 	method := http.MethodGet
-	if binary(n) {
+	if soaktarget.Binary(n) {
 		method = http.MethodPost
 		q.Set("t", "b")
-		q.Set("d", base64.StdEncoding.EncodeToString([]byte(clientMsg(c.id, n))))
+		q.Set("d", base64.StdEncoding.EncodeToString([]byte(soaktarget.ClientMsg(c.id, n))))
 	} else {
 		q.Set("t", "t")
-		q.Set("d", clientMsg(c.id, n))
+		q.Set("d", soaktarget.ClientMsg(c.id, n))
 	}
 	return c.retry(ctx, &c.st.sendRetries, "send "+strconv.Itoa(n), func() (bool, error) {
 		st, _, err := c.do(ctx, method, "/s/"+c.socket, q)
@@ -260,4 +261,16 @@ func (c *client) do(ctx context.Context, method, path string, q url.Values) (int
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyRead))
 	return resp.StatusCode, b, err
+}
+
+// sleepCtx waits d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/polysocket/polysocket/internal/soaktarget"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -38,7 +39,7 @@ func (c *client) pollLoop(ctx context.Context) {
 			return
 		}
 		c.receive(msgs)
-		if c.closeCode == 0 && c.mode == modeClient && c.echoes == c.msgs && c.pushes == c.msgs && !c.closeSent {
+		if c.closeCode == 0 && c.mode == soaktarget.ModeClient && c.echoes == c.msgs && c.pushes == c.msgs && !c.closeSent {
 			c.closeSent = true
 			c.sendClose(ctx)
 		}
@@ -123,14 +124,14 @@ func (c *client) data(m message) {
 	switch {
 	case strings.HasPrefix(text, "c"):
 		n := c.echoes + 1
-		if text != clientMsg(c.id, n) || (m.Type == "binary") != binary(n) {
+		if text != soaktarget.ClientMsg(c.id, n) || (m.Type == "binary") != soaktarget.Binary(n) {
 			c.st.violation("session %d: echo %s %.40q, want message %d", c.id, m.Type, text, n)
 			return
 		}
 		c.echoes = n
 	case strings.HasPrefix(text, "p"):
 		n := c.pushes + 1
-		if text != pushMsg(c.id, n) || m.Type != "text" {
+		if text != soaktarget.PushMsg(c.id, n) || m.Type != "text" {
 			c.st.violation("session %d: push %s %.40q, want push %d", c.id, m.Type, text, n)
 			return
 		}
@@ -140,10 +141,10 @@ func (c *client) data(m message) {
 	}
 }
 
-// sendClose closes the session with closeByClient. A 403 after a
+// sendClose closes the session with soaktarget.CloseByClient. A 403 after a
 // failed try means an earlier try closed it (its answer was lost).
 func (c *client) sendClose(ctx context.Context) {
-	q := url.Values{"code": {strconv.Itoa(closeByClient)}, "reason": {"soak"}}
+	q := url.Values{"code": {strconv.Itoa(soaktarget.CloseByClient)}, "reason": {"soak"}}
 	tried := false
 	err := c.retry(ctx, &c.st.closeRetries, "close", func() (bool, error) {
 		st, body, err := c.do(ctx, http.MethodGet, "/c/"+c.socket, q)

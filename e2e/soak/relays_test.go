@@ -13,6 +13,7 @@ import (
 	"github.com/polysocket/polysocket/internal/faultproxy"
 	"github.com/polysocket/polysocket/internal/proctest"
 	"github.com/polysocket/polysocket/internal/redistest"
+	"github.com/polysocket/polysocket/internal/soaktarget"
 )
 
 // Sizes of the relay death and drain soaks: the target pushes every
@@ -39,7 +40,7 @@ type procRelay struct {
 type procCluster struct {
 	router *proctest.Proc
 	relays []*procRelay
-	target *soakTarget
+	target *soaktarget.Target
 	tproxy *faultproxy.Proxy
 }
 
@@ -47,8 +48,8 @@ func startProcCluster(t *testing.T, relays int, p params) *procCluster {
 	t.Helper()
 	rs := redistest.Start(t)
 	addToken(t, rs.URL())
-	pc := &procCluster{target: newSoakTarget(t, p.messages, pushPace)}
-	pc.tproxy = newProxy(t, nil, pc.target.addr(), faultproxy.TargetHop, p.seed^0x7a)
+	pc := &procCluster{target: soaktarget.New(t, p.messages, pushPace)}
+	pc.tproxy = newProxy(t, nil, pc.target.Addr(), faultproxy.TargetHop, p.seed^0x7a)
 	for i := range relays {
 		cl := listen(t)
 		addr := proctest.FreeAddr(t)
@@ -141,7 +142,7 @@ func TestRelayKilled(t *testing.T) {
 	var slowest time.Duration
 	for _, c := range clients {
 		if pc.relayOf(c) != victim {
-			checkComplete(t, st, c, pc.target.side(c.id), wantClose(c))
+			checkComplete(t, st, c, pc.target.Side(c.id), wantClose(c))
 			continue
 		}
 		took := c.closedAt.Sub(killed)
@@ -150,7 +151,7 @@ func TestRelayKilled(t *testing.T) {
 			st.violation("session %d on the killed relay: close %d %q %v after the kill, want 1006 within %v",
 				c.id, c.closeCode, c.closeReason, took, bound)
 		}
-		checkPrefix(st, c, pc.target.side(c.id))
+		checkPrefix(st, c, pc.target.Side(c.id))
 	}
 	t.Logf("%d sessions on the killed relay, the last closed 1006 %v after the kill", pc.count(clients, victim), slowest.Round(time.Millisecond))
 	report(t, st, time.Since(killed), pc.proxies())
@@ -164,14 +165,14 @@ func TestRelayDrained(t *testing.T) {
 	var drained time.Time
 	pc, clients, st := midSoak(t, func(pc *procCluster, clients []*client) {
 		for _, c := range clients {
-			pushedBefore[c.id] = pc.target.side(c.id).pushed
+			pushedBefore[c.id] = pc.target.Side(c.id).Pushed
 		}
 		pc.relays[0].Signal(t, syscall.SIGTERM)
 		drained = time.Now()
 	})
 	victim := pc.relays[0]
 	for _, c := range clients {
-		side := pc.target.side(c.id)
+		side := pc.target.Side(c.id)
 		if pc.relayOf(c) != victim {
 			checkComplete(t, st, c, side, wantClose(c))
 			continue
@@ -200,21 +201,21 @@ func (pc *procCluster) proxies() map[string]*faultproxy.Proxy {
 
 // wantClose is the close a session that ran to its end must get.
 func wantClose(c *client) int {
-	if c.mode == modeTarget {
-		return closeByTarget
+	if c.mode == soaktarget.ModeTarget {
+		return soaktarget.CloseByTarget
 	}
-	return closeByClient
+	return soaktarget.CloseByClient
 }
 
 // checkPrefix checks a session cut short: what each side got is a
 // prefix of what the other sent (order and uniqueness are checked as
 // the messages arrive).
-func checkPrefix(st *stats, c *client, side targetSide) {
-	if c.echoes > side.got || c.pushes > side.pushed {
+func checkPrefix(st *stats, c *client, side soaktarget.Side) {
+	if c.echoes > side.Got || c.pushes > side.Pushed {
 		st.violation("session %d: client got %d echoes and %d pushes, target got %d and pushed %d",
-			c.id, c.echoes, c.pushes, side.got, side.pushed)
+			c.id, c.echoes, c.pushes, side.Got, side.Pushed)
 	}
-	for _, b := range side.bad {
+	for _, b := range side.Bad {
 		st.violation("%s", b)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/polysocket/polysocket/internal/faultproxy"
+	"github.com/polysocket/polysocket/internal/soaktarget"
 	"github.com/polysocket/polysocket/internal/testenv"
 	"github.com/polysocket/polysocket/relay"
 )
@@ -98,7 +99,7 @@ func TestSoak(t *testing.T) {
 	clients, st, wall := ip.run(t, p, nil)
 	awaitTargetCloses(t, ip.target, clients)
 	for _, c := range clients {
-		checkComplete(t, st, c, ip.target.side(c.id), wantClose(c))
+		checkComplete(t, st, c, ip.target.Side(c.id), wantClose(c))
 	}
 	report(t, st, wall, ip.proxies())
 }
@@ -114,7 +115,7 @@ func TestTargetHopReset(t *testing.T) {
 		if c.closeCode != 1006 || c.lostHere {
 			st.violation("session %d: close %d %q (the client's own: %v), want the relay's 1006", c.id, c.closeCode, c.closeReason, c.lostHere)
 		}
-		checkPrefix(st, c, ip.target.side(c.id))
+		checkPrefix(st, c, ip.target.Side(c.id))
 	}
 	report(t, st, wall, ip.proxies())
 }
@@ -123,15 +124,15 @@ func TestTargetHopReset(t *testing.T) {
 // soak target, and a fault proxy on each hop.
 type inProc struct {
 	stack          *testenv.Stack
-	target         *soakTarget
+	target         *soaktarget.Target
 	cproxy, tproxy *faultproxy.Proxy
 }
 
 // startInProc starts an inProc whose target pushes every pushEvery.
 func startInProc(t *testing.T, p params, pushEvery time.Duration) *inProc {
 	t.Helper()
-	ip := &inProc{target: newSoakTarget(t, p.messages, pushEvery)}
-	ip.tproxy = newProxy(t, nil, ip.target.addr(), faultproxy.TargetHop, p.seed^0x7a)
+	ip := &inProc{target: soaktarget.New(t, p.messages, pushEvery)}
+	ip.tproxy = newProxy(t, nil, ip.target.Addr(), faultproxy.TargetHop, p.seed^0x7a)
 	// Sessions live at {uniq}.localhost:PORT of the client proxy, which
 	// must listen before the relay learns its fqdn.
 	cl := listen(t)
@@ -161,7 +162,7 @@ func (ip *inProc) proxies() map[string]*faultproxy.Proxy {
 
 // openAll creates the sessions through the router at base, a few at a
 // time; even ones end by the client's close, odd ones by the target's.
-func openAll(t testing.TB, hc *http.Client, base, token string, p params, target *soakTarget, taddr string, st *stats) []*client {
+func openAll(t testing.TB, hc *http.Client, base, token string, p params, target *soaktarget.Target, taddr string, st *stats) []*client {
 	t.Helper()
 	clients := make([]*client, p.sessions)
 	errs := make([]error, p.sessions)
@@ -171,14 +172,14 @@ func openAll(t testing.TB, hc *http.Client, base, token string, p params, target
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			mode := modeClient
+			mode := soaktarget.ModeClient
 			if i%2 == 1 {
-				mode = modeTarget
+				mode = soaktarget.ModeTarget
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			tc := &testenv.Client{Base: base, HTTP: hc, Token: token}
-			r, status, err := tc.Create(ctx, target.url(taddr, i, mode), url.Values{"from": {"soak"}})
+			r, status, err := tc.Create(ctx, target.URL(taddr, i, mode), url.Values{"from": {"soak"}})
 			if err != nil || !r.OK {
 				errs[i] = fmt.Errorf("create: status %d, %+v: %v", status, r, err)
 				return
@@ -218,11 +219,11 @@ func runAll(t testing.TB, clients []*client, mid func()) {
 // awaitTargetCloses waits (bounded) until the target has read the close
 // frame of every session the client closed: the client may see its
 // close message before the target's read loop records the frame.
-func awaitTargetCloses(t testing.TB, target *soakTarget, clients []*client) {
+func awaitTargetCloses(t testing.TB, target *soaktarget.Target, clients []*client) {
 	t.Helper()
 	end := time.Now().Add(15 * time.Second)
 	for _, c := range clients {
-		for c.mode == modeClient && c.closeCode == closeByClient && target.side(c.id).closeCode == 0 && time.Now().Before(end) {
+		for c.mode == soaktarget.ModeClient && c.closeCode == soaktarget.CloseByClient && target.Side(c.id).CloseCode == 0 && time.Now().Before(end) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
@@ -230,22 +231,22 @@ func awaitTargetCloses(t testing.TB, target *soakTarget, clients []*client) {
 
 // checkComplete checks a session that ran to its end: every message
 // arrived once, in order, both ways, and it ended with close want.
-func checkComplete(t testing.TB, st *stats, c *client, side targetSide, want int) {
+func checkComplete(t testing.TB, st *stats, c *client, side soaktarget.Side, want int) {
 	t.Helper()
 	if c.echoes != c.msgs || c.pushes != c.msgs {
 		st.violation("session %d: client got %d echoes and %d pushes of %d", c.id, c.echoes, c.pushes, c.msgs)
 	}
-	if side.got != c.msgs {
-		st.violation("session %d: target got %d of %d messages", c.id, side.got, c.msgs)
+	if side.Got != c.msgs {
+		st.violation("session %d: target got %d of %d messages", c.id, side.Got, c.msgs)
 	}
-	for _, b := range side.bad {
+	for _, b := range side.Bad {
 		st.violation("%s", b)
 	}
 	if c.closeCode != want {
 		st.violation("session %d: ended with close %d %q, want %d", c.id, c.closeCode, c.closeReason, want)
 	}
-	if c.mode == modeClient && side.closeCode != closeByClient {
-		st.violation("session %d: target saw close %d, want %d", c.id, side.closeCode, closeByClient)
+	if c.mode == soaktarget.ModeClient && side.CloseCode != soaktarget.CloseByClient {
+		st.violation("session %d: target saw close %d, want %d", c.id, side.CloseCode, soaktarget.CloseByClient)
 	}
 }
 

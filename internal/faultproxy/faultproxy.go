@@ -242,61 +242,78 @@ type pipeFaults struct {
 // it half-closes dst, so the other direction can finish; on an error, a
 // cut or a reset it ends the whole link.
 func (p *Proxy) pipe(l *link, f pipeFaults, dst, src net.Conn, r *rand.Rand) {
+	d := &direction{p: p, l: l, f: f, dst: dst, r: r, paused: f.stop.For <= 0}
 	buf := make([]byte, 32<<10)
-	var sent int64
-	paused := f.stop.For <= 0
 	for {
 		nr, err := src.Read(buf)
-		if nr > 0 {
-			chunk := buf[:nr]
-			if !p.sleep(f.Latency + jitter(r, f.Jitter)) {
-				l.close()
-				return
-			}
-			if !paused && sent+int64(len(chunk)) > f.stop.At {
-				k := max(f.stop.At-sent, 0)
-				if p.write(dst, chunk[:k], f.SliceMax, r) != nil {
-					l.close()
-					return
-				}
-				sent += k
-				chunk = chunk[k:]
-				paused = true
-				p.counts[Pause].Add(1)
-				if !p.sleep(f.stop.For) {
-					l.close()
-					return
-				}
-			}
-			if f.endAfter > 0 && sent+int64(len(chunk)) >= f.endAfter {
-				_ = p.write(dst, chunk[:f.endAfter-sent], f.SliceMax, r)
-				p.counts[f.end].Add(1)
-				if f.end == Reset {
-					l.reset()
-				} else {
-					l.close()
-				}
-				return
-			}
-			if p.write(dst, chunk, f.SliceMax, r) != nil {
-				l.close()
-				return
-			}
-			sent += int64(len(chunk))
+		if nr > 0 && !d.forward(buf[:nr]) {
+			return
 		}
 		if errors.Is(err, io.EOF) {
 			if tc, ok := dst.(*net.TCPConn); ok {
 				_ = tc.CloseWrite()
 				return
 			}
-			l.close()
-			return
 		}
 		if err != nil {
 			l.close()
 			return
 		}
 	}
+}
+
+// direction is the state of one pipe.
+type direction struct {
+	p      *Proxy
+	l      *link
+	f      pipeFaults
+	dst    net.Conn
+	r      *rand.Rand
+	sent   int64 // bytes written to dst
+	paused bool  // the pause is behind us (or there is none)
+}
+
+// forward writes one chunk read with the faults due; false when the
+// link has ended.
+func (d *direction) forward(chunk []byte) bool {
+	f := d.f
+	if !d.p.sleep(f.Latency + jitter(d.r, f.Jitter)) {
+		d.l.close()
+		return false
+	}
+	// The pause comes first when its offset lies before the end's; while
+	// it is ahead, sent <= its offset.
+	if !d.paused && d.sent+int64(len(chunk)) > f.stop.At && (f.endAfter == 0 || f.stop.At < f.endAfter) {
+		k := f.stop.At - d.sent
+		if d.p.write(d.dst, chunk[:k], f.SliceMax, d.r) != nil {
+			d.l.close()
+			return false
+		}
+		d.sent += k
+		chunk = chunk[k:]
+		d.paused = true
+		d.p.counts[Pause].Add(1)
+		if !d.p.sleep(f.stop.For) {
+			d.l.close()
+			return false
+		}
+	}
+	if f.endAfter > 0 && d.sent+int64(len(chunk)) >= f.endAfter {
+		_ = d.p.write(d.dst, chunk[:f.endAfter-d.sent], f.SliceMax, d.r)
+		d.p.counts[f.end].Add(1)
+		if f.end == Reset {
+			d.l.reset()
+		} else {
+			d.l.close()
+		}
+		return false
+	}
+	if d.p.write(d.dst, chunk, f.SliceMax, d.r) != nil {
+		d.l.close()
+		return false
+	}
+	d.sent += int64(len(chunk))
+	return true
 }
 
 // write writes b to c whole, or in pieces of 1..sliceMax bytes.

@@ -259,3 +259,23 @@ func TestPlansReplay(t *testing.T) {
 		})
 	}
 }
+
+// A pause whose offset lies past the reset's never comes; one before it
+// comes first, and the reset still cuts at its own offset.
+func TestPauseAndReset(t *testing.T) {
+	for name, at := range map[string]int64{"pause after reset": 900, "pause before reset": 100} {
+		t.Run(name, func(t *testing.T) {
+			u := newUpstream(t)
+			p := start(t, u, Faults{ResetAfter: 300, PauseDown: Stop{At: at, For: 10 * time.Millisecond}})
+			c := dial(t, p)
+			if _, err := c.Write(payload(5000)); err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(c)
+			if !errors.Is(err, syscall.ECONNRESET) || !bytes.Equal(got, payload(300)) {
+				t.Fatalf("read %d bytes, %v; want the first 300 and a reset", len(got), err)
+			}
+			<-u.got
+		})
+	}
+}

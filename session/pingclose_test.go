@@ -79,3 +79,39 @@ func silentTarget(t *testing.T, closeOnPing bool) string {
 	t.Cleanup(func() { srv.Close(); wg.Wait() })
 	return "ws" + strings.TrimPrefix(srv.URL, "http")
 }
+
+// TestSlowAnswerIsNoMissedPong checks that the time the read loop spends
+// writing a parked poll's answer to a slow client does not count against
+// the target: the loop reads nothing meanwhile, so a pong waits behind
+// it, as when the queue is full. The soak found it: a 256 KiB answer
+// crawling to a client through a slow network ended healthy sessions
+// with 1006 "target did not answer a ping".
+func TestSlowAnswerIsNoMissedPong(t *testing.T) {
+	url, _ := echoServer(t)
+	reg := newRegistry(t, session.Config{PingInterval: 20 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
+	s := open(t, reg, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	answered := make(chan session.Batch, 1)
+	_, parked, err := s.PollPark(ctx, session.PollRequest{TTL: 5 * time.Second, MaxBytes: 1 << 20, HasAck: true}, 0,
+		func(b session.Batch, err error) {
+			time.Sleep(time.Second) // the client's network crawls
+			answered <- b
+		})
+	if err != nil || !parked {
+		t.Fatalf("PollPark: parked %v, err %v", parked, err)
+	}
+	if err := s.Send(ctx, session.SendRequest{N: 1, Data: []byte("hi")}); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-answered; len(b.Messages) != 1 || string(b.Messages[0].Data) != "hi" {
+		t.Fatalf("parked poll answered %+v, want the echo", b.Messages)
+	}
+	b := poll(t, s, session.PollRequest{HasAck: true, Ack: 1, TTL: 300 * time.Millisecond})
+	if !b.Heartbeat {
+		for _, m := range b.Messages {
+			t.Errorf("message %+v", *m)
+		}
+		t.Fatal("after the slow answer: no heartbeat, want the session to go on")
+	}
+}

@@ -237,7 +237,7 @@ func checkComplete(t testing.TB, st *stats, c *client, side soaktarget.Side, wan
 		st.violation("session %d: client got %d echoes and %d pushes of %d", c.id, c.echoes, c.pushes, c.msgs)
 	}
 	if side.Got != c.msgs {
-		st.violation("session %d: target got %d of %d messages", c.id, side.Got, c.msgs)
+		st.violation("session %d: target got %d of %d messages, echoed %d, pushed %d", c.id, side.Got, c.msgs, side.Echoed, side.Pushed)
 	}
 	for _, b := range side.Bad {
 		st.violation("%s", b)

@@ -48,6 +48,7 @@ func filler(n, seed int) string {
 type Side struct {
 	Got        int  // client messages received, in order
 	Pushed     int  // own messages written
+	Echoed     int  // echoes written
 	CloseCode  int  // of the client's close frame; 0: none seen
 	ClosedSelf bool // the target closed with CloseByTarget
 	// Bad lists the messages that were not the next in order.
@@ -194,6 +195,7 @@ func (tg *Target) echo(ctx context.Context, c *websocket.Conn, id int, closeSelf
 		if err := c.Write(ctx, typ, data); err != nil {
 			return
 		}
+		tg.update(id, func(s *Side) { s.Echoed++ })
 		if closeSelf && n == tg.msgs {
 			select {
 			case <-pushed:

@@ -19,7 +19,7 @@ import (
 // closed, which is no missed pong. The soak found the race (a session
 // its target closed with 4200 reached the client as 1006).
 func TestCloseDuringPing(t *testing.T) {
-	target := silentTarget(t, true)
+	target := silentTarget(t, closeOnPing)
 	reg := newRegistry(t, session.Config{PingInterval: 20 * time.Millisecond, PingTimeout: 10 * time.Second})
 	// The race is between the ping's end and the read loop's: several
 	// sessions make a loss of it near certain without the fix.
@@ -36,16 +36,48 @@ func TestCloseDuringPing(t *testing.T) {
 // the session with 1006 once PingTimeout passes.
 func TestPingTimeout(t *testing.T) {
 	reg := newRegistry(t, session.Config{PingInterval: 20 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
-	s := open(t, reg, silentTarget(t, false))
+	s := open(t, reg, silentTarget(t, waitClose))
 	b := poll(t, s, session.PollRequest{HasAck: true, TTL: 5 * time.Second})
 	if len(b.Messages) != 1 || b.Messages[0].Code != 1006 || b.Messages[0].Reason != "target did not answer a ping" {
 		t.Fatalf("%+v, want the 1006 of a missed pong", b.Messages)
 	}
 }
 
-// silentTarget is a target that never answers a ping; with closeOnPing
-// it closes with 4200 once the first ping arrived.
-func silentTarget(t *testing.T, closeOnPing bool) string {
+// TestStreamingTargetIsAlive checks that a target whose messages keep
+// arriving is alive though its pong does not come in time: on a slow
+// link the pong waits behind the data in flight. The soak found it: under
+// heavy load a target hop that sliced writes into bytes ended sessions
+// with 1006 "target did not answer a ping" while the target's messages
+// were still coming.
+func TestStreamingTargetIsAlive(t *testing.T) {
+	target := silentTarget(t, streamEvery) // stopped after the registry, which ends the session
+	reg := newRegistry(t, session.Config{PingInterval: 20 * time.Millisecond, PingTimeout: 400 * time.Millisecond})
+	s := open(t, reg, target)
+	var got int64
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); {
+		b := poll(t, s, session.PollRequest{HasAck: true, Ack: got, TTL: 300 * time.Millisecond})
+		for _, m := range b.Messages {
+			if m.Kind == session.Close {
+				t.Fatalf("after %d messages: close %d %q, want the session to go on", got, m.Code, m.Reason)
+			}
+			got = m.Seq
+		}
+	}
+	if got < 5 {
+		t.Fatalf("got %d messages in 1.5 s, want the stream", got)
+	}
+}
+
+// What silentTarget does besides never answering a ping.
+const (
+	waitClose   = iota // wait until the relay closes
+	closeOnPing        // close with 4200 once the first ping arrived
+	streamEvery        // send a message every 20 ms
+)
+
+// silentTarget is a target that never answers a ping and does as then
+// says.
+func silentTarget(t *testing.T, then int) string {
 	var wg sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
@@ -66,14 +98,22 @@ func silentTarget(t *testing.T, closeOnPing bool) string {
 		}
 		defer c.CloseNow()
 		ctx := c.CloseRead(r.Context())
-		if !closeOnPing {
+		switch then {
+		case closeOnPing:
+			select {
+			case <-pinged:
+				_ = c.Close(4200, "done")
+			case <-ctx.Done():
+			}
+		case streamEvery:
+			for ctx.Err() == nil && c.Write(ctx, websocket.MessageText, []byte("tick")) == nil {
+				select {
+				case <-time.After(20 * time.Millisecond):
+				case <-ctx.Done():
+				}
+			}
+		default:
 			<-ctx.Done()
-			return
-		}
-		select {
-		case <-pinged:
-			_ = c.Close(4200, "done")
-		case <-ctx.Done():
 		}
 	}))
 	t.Cleanup(func() { srv.Close(); wg.Wait() })

@@ -107,6 +107,7 @@ func newClient(id int, mode string, msgs int, fqdn, socket string, hc *http.Clie
 
 // run drives the session to its end.
 func (c *client) run(ctx context.Context) {
+	defer c.http.CloseIdleConnections()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -184,7 +184,10 @@ func openAll(t testing.TB, hc *http.Client, base, token string, p params, target
 				errs[i] = fmt.Errorf("create: status %d, %+v: %v", status, r, err)
 				return
 			}
-			clients[i] = newClient(i, mode, p.messages, r.FQDN, r.Socket, hc, st, p.seed)
+			// A transport per session, as each page has its own: one
+			// shared by all is a lock every request of the run contends
+			// for, which under -race and load held requests for seconds.
+			clients[i] = newClient(i, mode, p.messages, r.FQDN, r.Socket, newHTTP(), st, p.seed)
 		})
 	}
 	wg.Wait()

@@ -42,6 +42,7 @@ const (
 
 var kindNames = [numKinds]string{"latency", "slice", "pause", "reset", "cut"}
 
+// String names the kind, as Counts does.
 func (k Kind) String() string {
 	if k < 0 || k >= numKinds {
 		return fmt.Sprintf("Kind(%d)", int(k))

@@ -377,7 +377,7 @@ func testRelayLostSession(t *testing.T, b Browser) {
 	e.front.setBlackout("")
 	e.tab.poll("the close event", 45*time.Second, fmt.Sprintf("T.socks[%d].ps.readyState === 3", id), nil)
 	evs = e.tab.snapshot(id)
-	wantClose(t, evs, 1006, "", false)
+	wantClose(t, evs, 1006, "PolySocket: session gone", false)
 	for _, ev := range evs {
 		if ev.Type == "message" {
 			t.Fatalf("the page got a message from a lost session: %s", eventsString(evs))

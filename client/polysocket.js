@@ -689,11 +689,14 @@
     this.end(1006, reason || '', false, errInfo || {});
   };
 
-  // backoff returns the wait before retry number k (0-based).
+  // backoff returns the wait before retry number k (0-based): doubling
+  // up to BACKOFF_MAX, plus up to half again at random, so that the
+  // sessions a network blip failed together do not retry in step.
   function backoff(k) {
     var d = BACKOFF_MIN, i;
     for (i = 0; i < k && d < BACKOFF_MAX; i++) { d *= 2; }
-    return d < BACKOFF_MAX ? d : BACKOFF_MAX;
+    if (d > BACKOFF_MAX) { d = BACKOFF_MAX; }
+    return d + Math.floor(Math.random() * d / 2);
   }
 
   // ----- receive
@@ -704,7 +707,7 @@
     if (this.done) { return; }
     this.abortPoll = jsonp(this.base + '/j/' + this.socket, {ttl: TTL, a: this.ack}, TTL + 10000, function (r) {
       if (self.done) { return; }
-      if (!r || r.ok === false) { self.lost('', {message: (r && r.error) || 'session gone'}); return; }
+      if (!r || r.ok === false) { self.lost('PolySocket: session gone', {message: (r && r.error) || 'session gone'}); return; }
       self.pollFailedAt = 0;
       self.pollTries = 0;
       self.deliver(r.messages || []);
@@ -725,7 +728,7 @@
     var self = this, wait;
     if (this.done) { return; }
     if (!this.pollFailedAt) { this.pollFailedAt = now(); this.pollTries = 0; }
-    if (now() - this.pollFailedAt > GIVE_UP) { this.lost('', {message: 'relay unreachable'}); return; }
+    if (now() - this.pollFailedAt > GIVE_UP) { this.lost('PolySocket: relay unreachable', {message: 'relay unreachable'}); return; }
     wait = backoff(this.pollTries++);
     if (!corsXHR()) {
       later(function () { self.poll(); }, wait);
@@ -733,7 +736,7 @@
     }
     xhrStatus('GET', this.base + '/j/' + this.socket + '?' + query({ttl: 0, a: this.ack}), null, SEND_TIMEOUT, function (status) {
       if (self.done) { return; }
-      if (status === 403) { self.lost('', {message: 'session gone'}); return; }
+      if (status === 403) { self.lost('PolySocket: session gone', {message: 'session gone'}); return; }
       later(function () { self.poll(); }, wait);
     });
   };
@@ -934,7 +937,7 @@
   Relay.prototype.failed = function (rec) {
     var self = this;
     if (!rec.failedAt) { rec.failedAt = now(); }
-    if (now() - rec.failedAt > GIVE_UP) { this.lost('', {message: 'relay unreachable'}); return; }
+    if (now() - rec.failedAt > GIVE_UP) { this.lost('PolySocket: relay unreachable', {message: 'relay unreachable'}); return; }
     later(function () { if (!self.done && !self.gone) { self.fly(rec, true); } }, backoff(rec.tries++));
   };
 
@@ -943,7 +946,7 @@
   Relay.prototype.sessionGone = function () {
     var self = this;
     this.gone = true;
-    later(function () { if (!self.done) { self.lost('', {message: 'session gone'}); } }, GONE_GRACE);
+    later(function () { if (!self.done) { self.lost('PolySocket: session gone', {message: 'session gone'}); } }, GONE_GRACE);
   };
 
   // --------------------------------------------------------------- unload

@@ -9,6 +9,9 @@
 #   FUZZTIME=0     skips fuzzing; any other value (1m, 500000x) is passed
 #                  to scripts/fuzz.sh, whose default is a fixed number of
 #                  executions per target (about 10 s each)
+#   SOAK_LONG=1    makes the fault-injection soak (e2e/soak) the long run,
+#                  100 sessions × 1,000 messages each way; SOAK_SESSIONS,
+#                  SOAK_MESSAGES and SOAK_SEED (replay) set it finer
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

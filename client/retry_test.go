@@ -46,13 +46,16 @@ T.retry = function () {
   return -1;
 };
 // openSession opens a PolySocket on the relay transport and answers its
-// create; the poll is then in flight.
+// create and the probe of the session host (the ttl=0 poll before open);
+// the first long poll is then in flight.
 T.openSession = function () {
   var ps = new PolySocket('ws://t/', [], {router: 'http://r', token: 'dev', forcePolyfill: true});
   T.log = [];
   ps.onclose = function (e) { T.log.push(e.code + ' ' + e.reason); };
   T.run0();
   T.answer({ok: true, fqdn: 'u.r', socket: 'S', protocol: ''});
+  T.run0();
+  T.answer({ok: true, messages: []});
   T.run0();
   return ps;
 };

@@ -8,7 +8,7 @@ import (
 
 // ParseSend exposes parseSend to the fuzz tests of package relay_test.
 func (r *Relay) ParseSend(p jsonp.Params) (session.SendRequest, control.Code, string) {
-	return r.parseSend(p)
+	return r.parseSend(p, nil)
 }
 
 // Head is what ParseHead took from a request head.

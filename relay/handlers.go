@@ -168,7 +168,7 @@ func (r *Relay) handleSend(w http.ResponseWriter, req *http.Request) {
 	// The payload is decoded into a pooled buffer: Send does not keep
 	// it once it returns.
 	bp := r.getBuf()
-	sr, code, msg := r.parseSendInto(q.p, (*bp)[:0])
+	sr, code, msg := r.parseSend(q.p, (*bp)[:0])
 	if code != "" {
 		r.putBuf(bp)
 		q.fail(code, msg)
@@ -197,15 +197,10 @@ func (r *Relay) handleSend(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
-// parseSend checks t, d, n and f. A non-empty code means the request is
-// bad.
-func (r *Relay) parseSend(p jsonp.Params) (session.SendRequest, control.Code, string) {
-	return r.parseSendInto(p, nil)
-}
-
-// parseSendInto is parseSend decoding d into buf (appended from its
-// start), so the caller can reuse the buffer.
-func (r *Relay) parseSendInto(p jsonp.Params, buf []byte) (session.SendRequest, control.Code, string) {
+// parseSend checks t, d, n and f, decoding d into buf (appended from its
+// start, so the caller can reuse the buffer). A non-empty code means the
+// request is bad.
+func (r *Relay) parseSend(p jsonp.Params, buf []byte) (session.SendRequest, control.Code, string) {
 	var sr session.SendRequest
 	t, ok := p["t"]
 	if !ok {

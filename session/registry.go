@@ -45,8 +45,6 @@ type OpenRequest struct {
 	Origin, ClientAddr string
 	// Token is the token the session counts against; kept for OnEnd.
 	Token string
-	// Tag is opaque to the registry; the relay keeps its bookkeeping here.
-	Tag string
 }
 
 // New returns an empty registry.
@@ -100,10 +98,11 @@ func (r *Registry) Range(f func(*Session) bool) {
 
 // Open dials the target and, when the handshake succeeds, registers a new
 // session. ctx bounds the dial (as does Config.DialTimeout). A failure to
-// reach the target is a *DialError.
+// reach the target is a *DialError; a closed registry's answer is
+// ErrRegistryClosed.
 func (r *Registry) Open(ctx context.Context, req OpenRequest) (*Session, error) {
 	if r.isClosed() {
-		return nil, ErrCapacity
+		return nil, ErrRegistryClosed
 	}
 	conn, u, err := r.dial(ctx, req)
 	if err != nil {
@@ -118,7 +117,7 @@ func (r *Registry) Open(ctx context.Context, req OpenRequest) (*Session, error) 
 	if r.closed {
 		r.mu.Unlock()
 		conn.Close(websocket.StatusGoingAway, "relay shutting down")
-		return nil, ErrCapacity
+		return nil, ErrRegistryClosed
 	}
 	for {
 		s.Uniq = randomLabel()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,8 +22,8 @@ type Session struct {
 	Uniq string
 	// Protocol is the subprotocol the target picked.
 	Protocol string
-	// Token and Tag are OpenRequest's.
-	Token, Tag string
+	// Token is OpenRequest's.
+	Token string
 
 	reg    *Registry
 	cfg    *Config
@@ -104,7 +103,6 @@ func newSession(r *Registry, conn *websocket.Conn, req OpenRequest) *Session {
 		ID:       randomID(),
 		Protocol: conn.Subprotocol(),
 		Token:    req.Token,
-		Tag:      req.Tag,
 		reg:      r,
 		cfg:      &r.cfg,
 		conn:     conn,
@@ -282,7 +280,7 @@ func readErrorCode(err error) (int, string) {
 	switch {
 	case errors.As(err, &ce):
 		return int(ce.Code), ce.Reason
-	case strings.Contains(err.Error(), "read limited at"):
+	case errors.Is(err, websocket.ErrMessageTooBig):
 		return int(websocket.StatusMessageTooBig), "message from target over the size limit"
 	}
 	return int(websocket.StatusAbnormalClosure), ""

@@ -253,7 +253,7 @@ func TestRegistryCloseEndsAll(t *testing.T) {
 			t.Fatalf("OnEnd ran %d times for a session", ended[id])
 		}
 	}
-	if _, err := reg.Open(ctx, session.OpenRequest{Target: url}); !errors.Is(err, session.ErrCapacity) {
+	if _, err := reg.Open(ctx, session.OpenRequest{Target: url}); !errors.Is(err, session.ErrRegistryClosed) {
 		t.Fatalf("open after close: %v", err)
 	}
 }
@@ -276,5 +276,20 @@ func TestDialErrors(t *testing.T) {
 				t.Fatalf("got %v, want a DialError", err)
 			}
 		})
+	}
+}
+
+// A target message over MaxMessage ends the session: the client's close
+// message is 1009, as the WebSocket library's ErrMessageTooBig says.
+func TestTargetMessageTooBig(t *testing.T) {
+	url := wsTarget(t, func(r *http.Request, c *websocket.Conn) {
+		_ = c.Write(r.Context(), websocket.MessageText, make([]byte, 2048))
+		_, _, _ = c.Read(r.Context())
+	})
+	reg := newRegistry(t, session.Config{MaxMessage: 1024})
+	s := open(t, reg, url)
+	b := poll(t, s, session.PollRequest{TTL: 5 * time.Second, MaxBytes: 1 << 20})
+	if len(b.Messages) != 1 || b.Messages[0].Kind != session.Close || b.Messages[0].Code != int(websocket.StatusMessageTooBig) {
+		t.Fatalf("got %+v, want a close message 1009", b.Messages)
 	}
 }

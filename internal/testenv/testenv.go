@@ -204,20 +204,7 @@ func NewStack(t testing.TB, opts StackOptions) *Stack {
 		srv.Config.ReadHeaderTimeout = opts.HeaderTimeout
 	}
 	srv.Config.IdleTimeout = opts.IdleTimeout
-	rcfg := opts.Relay
-	if rcfg.FQDN == "" {
-		rcfg.FQDN = srv.Listener.Addr().String()
-	} else {
-		// "{port}" stands for the server's port, e.g. "localhost:{port}"
-		// for browsers, which resolve *.localhost to loopback.
-		_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
-		rcfg.FQDN = strings.ReplaceAll(rcfg.FQDN, "{port}", port)
-	}
-	rcfg.Session = opts.Session
-	// As in the product: held polls leave net/http, and their
-	// connections come back through the relay's Handback, served below.
-	rcfg.ParkPolls = !opts.NoPark
-	rl, err := relay.New(rcfg, bus, log)
+	rl, err := relay.New(stackRelayConfig(opts, srv.Listener.Addr().String()), bus, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,6 +226,37 @@ func NewStack(t testing.TB, opts StackOptions) *Stack {
 		})
 	}
 	srv.Start()
+	s := &Stack{Server: srv, Relay: rl, Router: rt, Bus: bus, Log: log}
+	s.run(t, mux)
+	WaitFor(t, 5*time.Second, "the relay to register", func() bool {
+		rs, _ := bus.Relays(context.Background())
+		return len(rs) == 1 && bus.Serving(rl.ID())
+	})
+	return s
+}
+
+// stackRelayConfig is opts' relay configuration on the server at addr.
+func stackRelayConfig(opts StackOptions, addr string) relay.Config {
+	rcfg := opts.Relay
+	if rcfg.FQDN == "" {
+		rcfg.FQDN = addr
+	} else {
+		// "{port}" stands for the server's port, e.g. "localhost:{port}"
+		// for browsers, which resolve *.localhost to loopback.
+		_, port, _ := net.SplitHostPort(addr)
+		rcfg.FQDN = strings.ReplaceAll(rcfg.FQDN, "{port}", port)
+	}
+	rcfg.Session = opts.Session
+	// As in the product: held polls leave net/http, and their
+	// connections come back through the relay's Handback, served below.
+	rcfg.ParkPolls = !opts.NoPark
+	return rcfg
+}
+
+// run serves the relay's Handback with mux and runs the relay, until
+// cleanup, which stops both and the server.
+func (s *Stack) run(t testing.TB, mux http.Handler) {
+	rl := s.Relay
 	back := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	backDone := make(chan struct{})
 	go func() {
@@ -251,20 +269,14 @@ func NewStack(t testing.TB, opts StackOptions) *Stack {
 		defer close(done)
 		_ = rl.Run(ctx)
 	}()
-	s := &Stack{Server: srv, Relay: rl, Router: rt, Bus: bus, Log: log}
 	t.Cleanup(func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer scancel()
 		_ = rl.Shutdown(sctx)
-		srv.Close()
+		s.Server.Close()
 		_ = back.Close()
 		<-backDone
 		cancel()
 		<-done
 	})
-	WaitFor(t, 5*time.Second, "the relay to register", func() bool {
-		rs, _ := bus.Relays(context.Background())
-		return len(rs) == 1 && bus.Serving(rl.ID())
-	})
-	return s
 }

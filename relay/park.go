@@ -23,9 +23,10 @@ import (
 // memory. With Config.ParkPolls the relay instead hijacks the
 // connection, parks the poll on its session (session.PollPark: a small
 // struct, no goroutine) and returns. The answer is written on the raw
-// connection by a short-lived goroutine, which then hands the connection
-// to Handback, a listener served by a second http.Server, for the
-// client's next request.
+// connection by the goroutine the session answers on (one its registry
+// owns and Shutdown waits for), which then hands the connection on
+// (handOn): to the fast path's loop, or to Handback, a listener served
+// by a second http.Server, for the client's next request.
 //
 // What is lost: a parked poll does not see its client go away at once
 // (nothing reads the connection). Every SweepInterval the relay peeks at
@@ -134,41 +135,25 @@ func (r *Relay) park(ctx context.Context, q *request, preq session.PollRequest) 
 	}
 	// The poll is parked first, under the session's lock; the connection
 	// is hijacked after. The answer may come in between, so it waits for
-	// the hijack on ready.
+	// the hijack on ready. It runs on a goroutine the session registry
+	// owns (or the session's read loop), so Registry.Close waits for it.
 	ready := make(chan struct{})
-	r.parking.Add(1)
 	preq.Owner = p
 	b, ok, err := q.s.PollPark(ctx, preq, grace, func(b session.Batch, err error) {
 		<-ready
 		if p.conn == nil {
-			r.parking.Add(-1)
 			return // the hijack failed: answered by the handler
 		}
 		r.parked.Delete(p)
 		if errors.Is(err, session.ErrAbandoned) {
 			_ = p.conn.Close() // the client is gone
-			r.parking.Add(-1)
 			return
 		}
-		next := p.answer(b, err)
-		if next == nil {
-			r.parking.Add(-1)
-			return
+		if next := p.answer(b, err); next != nil {
+			r.handOn(next)
 		}
-		// The session's read loop may be the caller: the connection's
-		// next requests get a goroutine of their own.
-		if f := r.fast.Load(); f != nil {
-			f.goContinue(next) // tracked before the parking count drops
-			r.parking.Add(-1)
-			return
-		}
-		go func() {
-			defer r.parking.Add(-1)
-			r.handback.give(next)
-		}()
 	})
 	if !ok {
-		r.parking.Add(-1)
 		r.writePoll(q, preq.HasAck, b, err)
 		return true
 	}
@@ -191,6 +176,18 @@ func (r *Relay) park(ctx context.Context, q *request, preq session.PollRequest) 
 	r.parked.Store(p, struct{}{})
 	close(ready)
 	return true
+}
+
+// handOn serves the next requests of a connection whose parked poll was
+// answered: the fast path's loop on a goroutine of its own (the caller
+// may be the session's read loop), or net/http's through Handback, or
+// nobody once Shutdown has begun (the connection is closed).
+func (r *Relay) handOn(c net.Conn) {
+	if f := r.fast.Load(); f != nil {
+		f.goContinue(c)
+		return
+	}
+	r.handback.give(c)
 }
 
 // sweepLoop runs sweepParked every SweepInterval until ctx is done.

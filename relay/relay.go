@@ -98,10 +98,8 @@ type Relay struct {
 
 	draining atomic.Bool
 
-	// handback takes connections whose parked poll was answered;
-	// parking counts parked polls and answers being written.
+	// handback takes connections whose parked poll was answered.
 	handback *handback
-	parking  atomic.Int64
 	// parked holds the parked polls (*parked) whose connection is
 	// hijacked, for sweepParked.
 	parked sync.Map
@@ -245,21 +243,14 @@ func (r *Relay) registerLoop(ctx context.Context) {
 }
 
 // Shutdown ends every session with 1001 and waits for them, bounded by
-// ctx.
+// ctx: for their goroutines, the answers of their parked polls
+// included, and for the fast path's connections. Connections whose
+// parked poll is answered from now on are closed after the answer, not
+// handed back to net/http.
 func (r *Relay) Shutdown(ctx context.Context) error {
 	r.draining.Store(true)
-	err := r.reg.Close(ctx, 1001, "relay shutting down")
-	// Every parked poll has been answered (its session ended); wait for
-	// the answers being written.
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for r.parking.Load() > 0 && ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-	}
 	r.handback.Close()
+	err := r.reg.Close(ctx, 1001, "relay shutting down")
 	if f := r.fast.Load(); f != nil {
 		if ferr := f.shutdown(ctx); err == nil {
 			err = ferr

@@ -30,9 +30,9 @@ type Registry struct {
 	// Config.MaxBuffered counts it; see Session.accountLocked.
 	buffered atomic.Int64
 
-	mu     sync.Mutex // guards closed and wg.Add against Close's wg.Wait
+	mu     sync.Mutex // guards closed, and registering against Close
 	closed bool
-	wg     sync.WaitGroup // every goroutine of every session
+	g      group // every goroutine of every session
 }
 
 // OpenRequest describes the session to open.
@@ -127,7 +127,6 @@ func (r *Registry) Open(ctx context.Context, req OpenRequest) (*Session, error) 
 	}
 	r.sessions.Store(s.ID, s)
 	r.live.Add(1)
-	r.wg.Add(1)
 	r.mu.Unlock()
 	s.start()
 	return s, nil
@@ -184,26 +183,16 @@ func (r *Registry) Close(ctx context.Context, code int, reason string) error {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
-	r.Range(func(s *Session) bool {
-		s.end(CauseShutdown, code, reason, websocket.StatusCode(code), reason, true)
-		return true
-	})
-	done := make(chan struct{})
-	go func() {
-		r.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
+	r.EndAll(code, reason)
+	if err := r.g.wait(ctx); err != nil {
 		// Force the stragglers; their goroutines end once their
 		// connections are gone.
 		r.Range(func(s *Session) bool {
 			s.conn.CloseNow()
 			return true
 		})
-		<-done
-		return ctx.Err()
+		_ = r.g.wait(context.Background())
+		return err
 	}
 	return nil
 }

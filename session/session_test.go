@@ -293,3 +293,38 @@ func TestTargetMessageTooBig(t *testing.T) {
 		t.Fatalf("got %+v, want a close message 1009", b.Messages)
 	}
 }
+
+// Close waits for the answer of a parked poll that the session's end
+// delivers: the goroutine that runs it is the registry's.
+func TestCloseWaitsForParkedAnswers(t *testing.T) {
+	url, _ := echoServer(t)
+	reg := newRegistry(t, session.Config{})
+	s := open(t, reg, url)
+	release := make(chan struct{})
+	answered := make(chan error, 1)
+	_, parked, err := s.PollPark(context.Background(), session.PollRequest{TTL: time.Minute, MaxBytes: 1 << 20}, 0, func(_ session.Batch, err error) {
+		<-release
+		answered <- err
+	})
+	if err != nil || !parked {
+		t.Fatalf("PollPark: parked %v, %v", parked, err)
+	}
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		closed <- reg.Close(ctx, 1001, "bye")
+	}()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a parked poll's answer ran", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-answered; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -242,6 +242,23 @@ func (r *Relay) registerLoop(ctx context.Context) {
 	}
 }
 
+// Sessions returns how many sessions the relay holds: live, and known
+// (ended ones whose close message a client may still collect included).
+func (r *Relay) Sessions() session.Counts { return r.reg.Counts() }
+
+// WaitSessions returns once cond holds for the relay's session counts,
+// checked at every change, or ctx's error when ctx ends first. A drain
+// waits so for the live sessions to end, then for the clients to
+// collect their close message.
+func (r *Relay) WaitSessions(ctx context.Context, cond func(session.Counts) bool) error {
+	return r.reg.WaitUntil(ctx, cond)
+}
+
+// EndSessions ends every live session with code and reason for both
+// sides (a held poll answers the close message at once); the relay goes
+// on serving, so clients can collect it.
+func (r *Relay) EndSessions(code int, reason string) { r.reg.EndAll(code, reason) }
+
 // Shutdown ends every session with 1001 and waits for them, bounded by
 // ctx: for their goroutines, the answers of their parked polls
 // included, and for the fast path's connections. Connections whose

@@ -26,6 +26,8 @@ type Registry struct {
 	sessions sync.Map // socket id → *Session
 	uniqs    sync.Map // subdomain label → struct{}
 	live     atomic.Int64
+	known    atomic.Int64 // sessions in the map: see Counts
+	watch    watch
 	// buffered is the memory all sessions' queues take, counted as
 	// Config.MaxBuffered counts it; see Session.accountLocked.
 	buffered atomic.Int64
@@ -127,7 +129,9 @@ func (r *Registry) Open(ctx context.Context, req OpenRequest) (*Session, error) 
 	}
 	r.sessions.Store(s.ID, s)
 	r.live.Add(1)
+	r.known.Add(1)
 	r.mu.Unlock()
+	r.watch.notify()
 	s.start()
 	return s, nil
 }
@@ -166,8 +170,11 @@ func (r *Registry) dial(ctx context.Context, req OpenRequest) (*websocket.Conn, 
 
 // remove forgets an ended session: its id and subdomain become unknown.
 func (r *Registry) remove(s *Session) {
-	r.sessions.Delete(s.ID)
-	r.uniqs.Delete(s.Uniq)
+	if _, ok := r.sessions.LoadAndDelete(s.ID); ok {
+		r.uniqs.Delete(s.Uniq)
+		r.known.Add(-1)
+		r.watch.notify()
+	}
 }
 
 func (r *Registry) isClosed() bool {

@@ -309,6 +309,7 @@ func (s *Session) end(cause Cause, code int, reason string, targetCode websocket
 	}
 	s.mu.Unlock()
 	s.reg.live.Add(-1)
+	s.reg.watch.notify()
 	s.reg.g.goFunc(func() {
 		if graceful {
 			// Close waits for the target's answer, bounded by the

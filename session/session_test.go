@@ -328,3 +328,36 @@ func TestCloseWaitsForParkedAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// WaitUntil wakes at the changes of the counts: a session's end (live)
+// and its removal once its close message is collected (known).
+func TestWaitUntilCounts(t *testing.T) {
+	url, _ := echoServer(t)
+	reg := newRegistry(t, session.Config{})
+	s := open(t, reg, url)
+	if c := reg.Counts(); c != (session.Counts{Live: 1, Known: 1}) {
+		t.Fatalf("counts %+v", c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	waited := make(chan error, 2)
+	go func() { waited <- reg.WaitUntil(ctx, func(c session.Counts) bool { return c.Live == 0 }) }()
+	go func() { waited <- reg.WaitUntil(ctx, func(c session.Counts) bool { return c.Known == 0 }) }()
+	if err := s.CloseByClient(1000, "done"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+	// The close message, collected without acks, forgets the session.
+	b := poll(t, s, session.PollRequest{})
+	s.Delivered(b.Messages[len(b.Messages)-1].Seq)
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel2()
+	if err := reg.WaitUntil(short, func(c session.Counts) bool { return c.Live > 0 }); err != context.DeadlineExceeded {
+		t.Fatalf("waiting for what does not come: %v", err)
+	}
+}

@@ -310,8 +310,7 @@ func mountRouter(c *cli.Context, mux *http.ServeMux, rt *router.Router, cfg rout
 }
 
 func mountRelay(mux *http.ServeMux, rl *relay.Relay) {
-	h := rl.Handler()
-	mux.Handle("/s/", h)
-	mux.Handle("/c/", h)
-	mux.Handle("/j/", h)
+	for _, p := range relay.Patterns() {
+		mux.Handle(p, rl.Handler())
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/polysocket/polysocket/httpconn"
 	"github.com/polysocket/polysocket/metrics"
 	"github.com/polysocket/polysocket/netguard"
 	"github.com/polysocket/polysocket/ratelimit"
@@ -164,8 +165,7 @@ func relayConfig(c *cli.Context, fqdn string, self []netip.AddrPort, devLoopback
 		Capacity: c.Int("capacity"),
 		MaxTTL:   c.Duration("max-ttl"),
 		MaxBody:  c.Int64("max-body"),
-		// Held polls leave net/http; service serves their connections'
-		// next requests from the relay's Handback.
+		// Held polls leave their handler (httpconn.Park).
 		ParkPolls: true,
 		ParkAfter: c.Duration("park-after"),
 		Session: session.Config{
@@ -305,9 +305,9 @@ func newServer(c *cli.Context, h http.Handler, log *zap.Logger, maxTTL time.Dura
 type service struct {
 	log *zap.Logger
 	srv *http.Server
-	// back serves the connections a relay hands back after answering a
-	// parked poll (relay.Config.ParkPolls); nil in a router.
-	back    *http.Server
+	// conns owns a relay's connections: session requests take its fast
+	// loop, the rest go to srv; nil in a router.
+	conns   *httpconn.Server
 	ln      net.Listener
 	tls     *tls.Config      // nil: plain HTTP
 	relay   *relay.Relay     // nil in a router
@@ -363,9 +363,14 @@ func newService(c *cli.Context, log *zap.Logger, ln net.Listener, mux *http.Serv
 	s.tls = tlsConf
 	s.srv.TLSConfig = tlsConf
 	if rl != nil {
-		// The handed-back connections are already TLS when the main
-		// ones are: net/http sees the *tls.Conn itself.
-		s.back = newServer(c, s.srv.Handler, log, maxTTL)
+		// The connections the fast loop gives to net/http are already
+		// TLS when the main ones are: net/http sees the *tls.Conn itself.
+		s.conns, err = httpconn.New(httpconn.Config{
+			HTTP: s.srv, Accept: relay.Accept, MaxBody: rl.MaxBody(), Log: log.Named("http"),
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	if rl != nil && c.String("pprof") != "" {
 		if err := s.listenPprof(c.String("pprof")); err != nil {
@@ -452,24 +457,13 @@ func (s *service) run(ctx context.Context) error {
 		var err error
 		switch {
 		case s.relay != nil:
-			// Session requests take the relay's fast path; net/http
-			// serves the connections it hands over (relay.Listen).
+			// Session requests take the fast loop; net/http serves
+			// the connections it gives over.
 			ln := s.ln
 			if s.tls != nil {
 				ln = tls.NewListener(ln, s.tls)
 			}
-			idle := s.srv.IdleTimeout
-			if idle == 0 {
-				idle = s.srv.ReadTimeout // as net/http does
-			}
-			err = s.srv.Serve(s.relay.Listen(ln, relay.ListenConfig{
-				Handler:           s.srv.Handler,
-				ReadHeaderTimeout: s.srv.ReadHeaderTimeout,
-				ReadTimeout:       s.srv.ReadTimeout,
-				IdleTimeout:       idle,
-				MaxHeaderBytes:    s.srv.MaxHeaderBytes,
-				Log:               s.log.Named("http"),
-			}))
+			err = s.conns.Serve(ln)
 		case s.tls != nil:
 			err = s.srv.ServeTLS(s.ln, "", "")
 		default:
@@ -479,15 +473,6 @@ func (s *service) run(ctx context.Context) error {
 			errc <- fmt.Errorf("serving HTTP: %w", err)
 		}
 	}()
-	if s.back != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.back.Serve(s.relay.Handback()); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("serving handed-back HTTP: %w", err)
-			}
-		}()
-	}
 	if s.pprof != nil {
 		wg.Add(1)
 		go func() {
@@ -513,15 +498,15 @@ func (s *service) run(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 	defer cancel()
-	if serr := s.srv.Shutdown(sctx); serr != nil {
+	if s.conns != nil {
+		// net/http and the fast loop; parked polls are answered by the
+		// relay's Shutdown below.
+		if serr := s.conns.Shutdown(sctx); serr != nil {
+			s.log.Warn("HTTP shutdown", zap.Error(serr))
+		}
+	} else if serr := s.srv.Shutdown(sctx); serr != nil {
 		s.log.Warn("HTTP shutdown", zap.Error(serr))
 		s.srv.Close()
-	}
-	if s.back != nil {
-		if serr := s.back.Shutdown(sctx); serr != nil {
-			s.log.Warn("HTTP shutdown (handed-back connections)", zap.Error(serr))
-			s.back.Close()
-		}
 	}
 	s.log.Info("HTTP server stopped")
 	if s.relay != nil {
@@ -608,7 +593,7 @@ type relayFirst struct {
 }
 
 func (h relayFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if p := r.URL.Path; len(p) > 3 && p[0] == '/' && p[2] == '/' && (p[1] == 's' || p[1] == 'c' || p[1] == 'j') {
+	if relay.IsEndpoint(r.URL.Path) {
 		h.relay.ServeHTTP(w, r)
 		return
 	}

@@ -42,14 +42,14 @@ type Config struct {
 	SweepInterval time.Duration
 	// Session configures the sessions. Its OnEnd is the relay's own.
 	Session session.Config
-	// ParkPolls takes held polls out of net/http (see park.go): the
-	// caller must then serve Handback with an http.Server like its
-	// main one and shut it down with it.
+	// ParkPolls takes held polls out of their handler (see park.go)
+	// when their connection is an httpconn.Server's.
 	ParkPolls bool
-	// ParkAfter is how long a held poll waits in net/http before it is
-	// parked, so that polls answered soon (a chat's, an echo's) skip the
-	// hijack and hand-back, which cost more than they save then.
-	// Default 20ms; negative: at once.
+	// ParkAfter is how long a held poll served by net/http waits in its
+	// handler before it is parked, so that polls answered soon (a
+	// chat's, an echo's) skip the hijack, which costs more than it saves
+	// then; the fast loop's polls park at once. Default 20ms; negative:
+	// at once.
 	ParkAfter time.Duration
 	// Metrics, if set, is told about establishes and ended sessions
 	// (see metrics.go). Traffic is counted by Session.Counters.
@@ -98,13 +98,9 @@ type Relay struct {
 
 	draining atomic.Bool
 
-	// handback takes connections whose parked poll was answered.
-	handback *handback
 	// parked holds the parked polls (*parked) whose connection is
-	// hijacked, for sweepParked.
+	// parked, for sweepParked.
 	parked sync.Map
-	// fast is the fast path (fastpath.go), once Listen has been called.
-	fast atomic.Pointer[fastServer]
 
 	// orphans are sessions made for a router that stopped waiting; the
 	// router released their count itself.
@@ -127,7 +123,7 @@ func New(cfg Config, bus Bus, log *zap.Logger) (*Relay, error) {
 	if cfg.MaxTTL < cfg.DefaultTTL {
 		return nil, errors.New("relay: MaxTTL is below DefaultTTL")
 	}
-	r := &Relay{cfg: cfg, bus: bus, log: log.With(zap.String("relay", cfg.ID)), handback: newHandback()}
+	r := &Relay{cfg: cfg, bus: bus, log: log.With(zap.String("relay", cfg.ID))}
 	scfg := cfg.Session
 	scfg.OnEnd = r.onEnd
 	reg, err := session.New(scfg, r.log)
@@ -138,10 +134,13 @@ func New(cfg Config, bus Bus, log *zap.Logger) (*Relay, error) {
 	if r.cfg.MaxBody == 0 {
 		r.cfg.MaxBody = 3*reg.Config().MaxMessage + 64<<10
 	}
+	// The mux sees only what ServeHTTP's table does not take: it
+	// redirects unclean session paths, gives the handlers what is left
+	// (/s/a/b) and answers 404 to the rest.
 	r.mux = http.NewServeMux()
-	r.mux.HandleFunc("/s/", r.handleSend)
-	r.mux.HandleFunc("/c/", r.handleClose)
-	r.mux.HandleFunc("/j/", r.handlePoll)
+	for _, rt := range routes {
+		r.mux.HandleFunc("/"+string(rt.letter)+"/", func(w http.ResponseWriter, req *http.Request) { rt.handle(r, w, req) })
+	}
 	return r, nil
 }
 
@@ -153,6 +152,9 @@ func (r *Relay) Registry() *session.Registry { return r.reg }
 
 // Handler serves /s/, /c/ and /j/.
 func (r *Relay) Handler() http.Handler { return r }
+
+// MaxBody is the largest request body the relay takes (Config.MaxBody).
+func (r *Relay) MaxBody() int64 { return r.cfg.MaxBody }
 
 // Info is what the relay publishes about itself.
 func (r *Relay) Info() control.RelayInfo {
@@ -261,18 +263,11 @@ func (r *Relay) EndSessions(code int, reason string) { r.reg.EndAll(code, reason
 
 // Shutdown ends every session with 1001 and waits for them, bounded by
 // ctx: for their goroutines, the answers of their parked polls
-// included, and for the fast path's connections. Connections whose
-// parked poll is answered from now on are closed after the answer, not
-// handed back to net/http.
+// included. Stop the connections' server (httpconn) first: the
+// connections answered then are closed after their answer.
 func (r *Relay) Shutdown(ctx context.Context) error {
 	r.draining.Store(true)
-	r.handback.Close()
 	err := r.reg.Close(ctx, 1001, "relay shutting down")
-	if f := r.fast.Load(); f != nil {
-		if ferr := f.shutdown(ctx); err == nil {
-			err = ferr
-		}
-	}
 	r.reg.Stop()
 	return err
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/polysocket/polysocket/httpconn"
 	"github.com/polysocket/polysocket/membus"
 	"github.com/polysocket/polysocket/relay"
 	"github.com/polysocket/polysocket/router"
@@ -158,6 +159,8 @@ func (tg *Target) RecordingEcho(ctx context.Context, c *websocket.Conn) {
 // server, like `polysocket both`.
 type Stack struct {
 	*httptest.Server
+	// Conns owns the server's connections (the fast loop and parking).
+	Conns  *httpconn.Server
 	Relay  *relay.Relay
 	Router *router.Router
 	Bus    *membus.Bus
@@ -176,8 +179,8 @@ type StackOptions struct {
 	Session session.Config
 	// NoPark keeps held polls in net/http (relay.Config.ParkPolls off).
 	NoPark bool
-	// NetHTTP serves every request with net/http, without the relay's
-	// fast path (relay.Listen).
+	// NetHTTP serves every request with net/http, without the fast
+	// loop (httpconn.Config.Accept nil); held polls still park.
 	NetHTTP bool
 	// HeaderTimeout and IdleTimeout are the server's ReadHeaderTimeout
 	// (default 10s) and IdleTimeout (default none).
@@ -217,17 +220,19 @@ func NewStack(t testing.TB, opts StackOptions) *Stack {
 		opts.Mount(mux)
 	}
 	mux.Handle("/", rl.Handler())
+	ccfg := httpconn.Config{HTTP: srv.Config, MaxBody: rl.MaxBody(), Log: log}
 	if !opts.NetHTTP {
-		// As in the product: session requests take the fast path.
-		srv.Listener = rl.Listen(srv.Listener, relay.ListenConfig{
-			Handler:           mux,
-			ReadHeaderTimeout: srv.Config.ReadHeaderTimeout,
-			IdleTimeout:       srv.Config.IdleTimeout,
-		})
+		// As in the product: session requests take the fast loop.
+		ccfg.Accept = relay.Accept
 	}
+	conns, err := httpconn.New(ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Listener = conns.Listen(srv.Listener)
 	srv.Start()
-	s := &Stack{Server: srv, Relay: rl, Router: rt, Bus: bus, Log: log}
-	s.run(t, mux)
+	s := &Stack{Server: srv, Conns: conns, Relay: rl, Router: rt, Bus: bus, Log: log}
+	s.run(t)
 	WaitFor(t, 5*time.Second, "the relay to register", func() bool {
 		rs, _ := bus.Relays(context.Background())
 		return len(rs) == 1 && bus.Serving(rl.ID())
@@ -247,22 +252,15 @@ func stackRelayConfig(opts StackOptions, addr string) relay.Config {
 		rcfg.FQDN = strings.ReplaceAll(rcfg.FQDN, "{port}", port)
 	}
 	rcfg.Session = opts.Session
-	// As in the product: held polls leave net/http, and their
-	// connections come back through the relay's Handback, served below.
+	// As in the product: held polls leave their handler.
 	rcfg.ParkPolls = !opts.NoPark
 	return rcfg
 }
 
-// run serves the relay's Handback with mux and runs the relay, until
-// cleanup, which stops both and the server.
-func (s *Stack) run(t testing.TB, mux http.Handler) {
+// run runs the relay until cleanup, which stops it, the connections
+// and the server.
+func (s *Stack) run(t testing.TB) {
 	rl := s.Relay
-	back := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	backDone := make(chan struct{})
-	go func() {
-		defer close(backDone)
-		_ = back.Serve(rl.Handback())
-	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -273,9 +271,8 @@ func (s *Stack) run(t testing.TB, mux http.Handler) {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer scancel()
 		_ = rl.Shutdown(sctx)
+		_ = s.Conns.Shutdown(sctx)
 		s.Server.Close()
-		_ = back.Close()
-		<-backDone
 		cancel()
 		<-done
 	})

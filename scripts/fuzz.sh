@@ -29,7 +29,7 @@ TARGETS="
 ./jsonp FuzzAppendString 120000x
 ./relay FuzzParseSend 50000x
 ./relay FuzzSendHandler 80000x
-./relay FuzzParseHead 90000x
+./httpconn FuzzParseHead 90000x
 ./session FuzzFragments 5000x
 ./token FuzzParseTarget 30000x
 ./netguard FuzzCheck 100000x

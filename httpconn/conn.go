@@ -160,28 +160,9 @@ func (r *bodyReader) Unread() []byte { return r.b[len(r.b)-r.Len():] }
 
 // readRequest reads one request head, and its body, into fr.
 func (s *Server) readRequest(fr *fastRequest, c net.Conn, br *bufio.Reader) int {
-	var head []byte
-	for {
-		buf, _ := br.Peek(br.Buffered())
-		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
-			head = buf[:i+4]
-			if m := s.maxHeaderBytes; m > 0 && len(head) > m {
-				return readHandOff
-			}
-			break
-		}
-		if bytes.Contains(buf, []byte("\n\n")) || br.Buffered() >= fastHeadMax {
-			return readHandOff // bare-LF heads, and big ones, are net/http's
-		}
-		if _, err := br.Peek(br.Buffered() + 1); err != nil {
-			if errors.Is(err, bufio.ErrBufferFull) {
-				return readHandOff
-			}
-			if br.Buffered() > 0 && !isTimeout(err) {
-				return readHandOff // let net/http answer what it can
-			}
-			return readFailed
-		}
+	head, outcome := s.peekHead(br)
+	if outcome != readOK {
+		return outcome
 	}
 	h, ok := parseHead(head, s.cfg.MaxBody, s.cfg.Accept)
 	if !ok {
@@ -244,6 +225,32 @@ func (s *Server) readRequest(fr *fastRequest, c net.Conn, br *bufio.Reader) int 
 		RemoteAddr:    fr.remote,
 	}
 	return readOK
+}
+
+// peekHead waits until br holds a whole request head and returns it,
+// still in br, or the outcome that ends readRequest.
+func (s *Server) peekHead(br *bufio.Reader) ([]byte, int) {
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+			if m := s.maxHeaderBytes; m > 0 && i+4 > m {
+				return nil, readHandOff
+			}
+			return buf[:i+4], readOK
+		}
+		if bytes.Contains(buf, []byte("\n\n")) || br.Buffered() >= fastHeadMax {
+			return nil, readHandOff // bare-LF heads, and big ones, are net/http's
+		}
+		if _, err := br.Peek(br.Buffered() + 1); err != nil {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				return nil, readHandOff
+			}
+			if br.Buffered() > 0 && !isTimeout(err) {
+				return nil, readHandOff // let net/http answer what it can
+			}
+			return nil, readFailed
+		}
+	}
 }
 
 func isTimeout(err error) bool {

@@ -77,7 +77,6 @@ type Session struct {
 	pausedAt   int64 // count of pauses, to tell a ping that one happened
 	ending     bool  // the close message is queued
 	closeSeq   int64
-	endCode    int
 	cause      Cause // why the session ended; see metrics.go
 	removed    bool
 	active     int       // requests in progress
@@ -292,7 +291,6 @@ func (s *Session) end(cause Cause, code int, reason string, targetCode websocket
 		return false
 	}
 	s.ending = true
-	s.endCode = code
 	s.cause = cause
 	s.closeSeq = s.nextSeq
 	s.nextSeq++

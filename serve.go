@@ -541,15 +541,16 @@ func (s *service) drain() {
 	s.relay.Drain(dctx)
 	// Only now is /readyz 503: by then routers already skip this relay.
 	s.setDraining()
-	reg := s.relay.Registry()
-	if !waitUntil(dctx, func() bool { return reg.Len() == 0 }) {
-		s.log.Info("drain timeout: closing the remaining sessions with 1001", zap.Int("sessions", reg.Len()))
+	live := func(c session.Counts) bool { return c.Live == 0 }
+	if s.relay.WaitSessions(dctx, live) != nil {
+		s.log.Info("drain timeout: closing the remaining sessions with 1001", zap.Int("sessions", s.relay.Sessions().Live))
 	}
-	reg.EndAll(1001, "relay shutting down")
+	s.relay.EndSessions(1001, "relay shutting down")
 	gctx, cancel2 := context.WithTimeout(context.Background(), s.closeGrace)
 	defer cancel2()
-	if !waitUntil(gctx, func() bool { return registered(reg) == 0 }) {
-		s.log.Info("close grace over: stopping HTTP", zap.Int("uncollected", registered(reg)))
+	collected := func(c session.Counts) bool { return c.Known == 0 }
+	if s.relay.WaitSessions(gctx, collected) != nil {
+		s.log.Info("close grace over: stopping HTTP", zap.Int("uncollected", s.relay.Sessions().Known))
 	}
 }
 
@@ -557,32 +558,6 @@ func (s *service) drain() {
 func (s *service) setDraining() {
 	s.draining.Store(true)
 	s.metrics.SetDraining(true)
-}
-
-// registered counts the sessions the registry still knows, ended ones
-// waiting for their close message to be collected included.
-func registered(reg *session.Registry) int {
-	n := 0
-	reg.Range(func(*session.Session) bool {
-		n++
-		return true
-	})
-	return n
-}
-
-// waitUntil polls cond every 50ms until it holds (true) or ctx is done
-// (false).
-func waitUntil(ctx context.Context, cond func() bool) bool {
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return cond()
-		case <-t.C:
-		}
-	}
-	return true
 }
 
 // relayFirst sends the session endpoints, which carry every message,

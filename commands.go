@@ -12,6 +12,7 @@ import (
 	"github.com/polysocket/polysocket/demo"
 	"github.com/polysocket/polysocket/membus"
 	"github.com/polysocket/polysocket/metrics"
+	"github.com/polysocket/polysocket/process"
 	"github.com/polysocket/polysocket/redisbus"
 	"github.com/polysocket/polysocket/relay"
 	"github.com/polysocket/polysocket/router"
@@ -121,12 +122,12 @@ func runBoth(c *cli.Context) error {
 		return err
 	}
 	defer cleanup()
-	return svc.run(c.Context)
+	return svc.Run(c.Context)
 }
 
 // setupBoth builds `both`: a router and a relay on one listener, on an
 // in-process bus (or Redis with --redis).
-func setupBoth(c *cli.Context, log *zap.Logger, ln net.Listener) (*service, func(), error) {
+func setupBoth(c *cli.Context, log *zap.Logger, ln net.Listener) (*process.Process, func(), error) {
 	fqdn := c.String("fqdn")
 	if fqdn == "" {
 		fqdn = "localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
@@ -194,12 +195,11 @@ func setupBoth(c *cli.Context, log *zap.Logger, ln net.Listener) (*service, func
 		mux.Handle("/", d)
 		log.Info("demo page at http://" + fqdn + "/ with an echo WebSocket at ws://" + fqdn + "/echo")
 	}
-	svc, err := newService(c, log, ln, mux, rl, m, c.Duration("max-ttl"))
+	svc, err := newProcess(c, log, ln, mux, rl, m, busCheck)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	svc.busCheck = busCheck
 	log.Info("polysocket both", zap.String("fqdn", fqdn), zap.String("sessions", "{uniq}."+fqdn))
 	return svc, cleanup, nil
 }
@@ -255,13 +255,12 @@ func runRouter(c *cli.Context) error {
 	}
 	mux := http.NewServeMux()
 	mountRouter(c, mux, rt, rcfg, m)
-	svc, err := newService(c, log, ln, mux, nil, m, 0)
+	svc, err := newProcess(c, log, ln, mux, nil, m, redisCheck(rb))
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	svc.busCheck = redisCheck(rb)
-	return svc.run(c.Context)
+	return svc.Run(c.Context)
 }
 
 func runRelay(c *cli.Context) error {
@@ -294,14 +293,13 @@ func runRelay(c *cli.Context) error {
 	}
 	mux := http.NewServeMux()
 	mountRelay(mux, rl)
-	svc, err := newService(c, log, ln, mux, rl, m, c.Duration("max-ttl"))
+	svc, err := newProcess(c, log, ln, mux, rl, m, redisCheck(rb))
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	svc.busCheck = redisCheck(rb)
 	log.Info("polysocket relay", zap.String("id", rl.ID()), zap.String("fqdn", c.String("fqdn")))
-	return svc.run(c.Context)
+	return svc.Run(c.Context)
 }
 
 func mountRouter(c *cli.Context, mux *http.ServeMux, rt *router.Router, cfg router.Config, m *metrics.Metrics) {

@@ -9,19 +9,16 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/netip"
 	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/polysocket/polysocket/httpconn"
 	"github.com/polysocket/polysocket/metrics"
 	"github.com/polysocket/polysocket/netguard"
+	"github.com/polysocket/polysocket/process"
 	"github.com/polysocket/polysocket/ratelimit"
 	"github.com/polysocket/polysocket/relay"
 	"github.com/polysocket/polysocket/router"
@@ -301,276 +298,24 @@ func newServer(c *cli.Context, h http.Handler, log *zap.Logger, maxTTL time.Dura
 	}
 }
 
-// service is what runs inside a process: a relay, a router, or both.
-type service struct {
-	log *zap.Logger
-	srv *http.Server
-	// conns owns a relay's connections: session requests take its fast
-	// loop, the rest go to srv; nil in a router.
-	conns   *httpconn.Server
-	ln      net.Listener
-	tls     *tls.Config      // nil: plain HTTP
-	relay   *relay.Relay     // nil in a router
-	metrics *metrics.Metrics // never nil
-	// busCheck reports whether the bus answers; nil for the in-process
-	// bus, which always does.
-	busCheck func(context.Context) error
-	// drainTimeout is how long live sessions may go on at shutdown;
-	// closeGrace how long their clients then have to collect the close
-	// message.
-	drainTimeout, closeGrace time.Duration
-	shutdownTimeout          time.Duration
-	// pprof serves the profiling endpoints on pprofLn; nil without
-	// --pprof.
-	pprof   *http.Server
-	pprofLn net.Listener
-
-	draining atomic.Bool
-}
-
-// newService builds the process's service: the ops endpoints are added
-// to mux, and every response is counted.
-func newService(c *cli.Context, log *zap.Logger, ln net.Listener, mux *http.ServeMux, rl *relay.Relay, m *metrics.Metrics, maxTTL time.Duration) (*service, error) {
+// newProcess builds the process: mux serves the public endpoints, rl
+// (nil in a router) its sessions; busCheck is /readyz's.
+func newProcess(c *cli.Context, log *zap.Logger, ln net.Listener, mux *http.ServeMux, rl *relay.Relay, m *metrics.Metrics, busCheck func(context.Context) error) (*process.Process, error) {
 	tlsConf, err := serverTLS(c)
 	if err != nil {
 		return nil, err
 	}
-	s := &service{
-		log: log, ln: ln, tls: tlsConf, relay: rl, metrics: m,
-		shutdownTimeout: c.Duration("shutdown-timeout"),
+	var maxTTL time.Duration
+	cfg := process.Config{
+		Listener: ln, TLS: tlsConf, Relay: rl, Metrics: m, MetricsEndpoint: c.Bool("metrics"),
+		BusCheck: busCheck, ShutdownTimeout: c.Duration("shutdown-timeout"), Log: log,
 	}
 	if rl != nil {
-		s.drainTimeout = c.Duration("drain-timeout")
-		s.closeGrace = c.Duration("close-grace")
+		maxTTL = c.Duration("max-ttl")
+		cfg.DrainTimeout = c.Duration("drain-timeout")
+		cfg.CloseGrace = c.Duration("close-grace")
+		cfg.PprofAddr = c.String("pprof")
 	}
-	mux.HandleFunc("/healthz", s.healthz)
-	mux.HandleFunc("/readyz", s.readyz)
-	if c.Bool("metrics") {
-		mux.Handle("/metrics", m.Handler())
-	}
-	var h http.Handler = mux
-	if rl != nil {
-		h = relayFirst{relay: rl.Handler(), rest: mux}
-	}
-	s.srv = newServer(c, m.Middleware(h), log, maxTTL)
-	if tlsConf != nil && rl != nil {
-		// The relay's fast path takes the TLS connections first (see
-		// run), so the protocols ServeTLS would offer are set here:
-		// HTTP/2 goes on to net/http.
-		tlsConf = tlsConf.Clone()
-		tlsConf.NextProtos = []string{"h2", "http/1.1"}
-	}
-	s.tls = tlsConf
-	s.srv.TLSConfig = tlsConf
-	if rl != nil {
-		// The connections the fast loop gives to net/http are already
-		// TLS when the main ones are: net/http sees the *tls.Conn itself.
-		s.conns, err = httpconn.New(httpconn.Config{
-			HTTP: s.srv, Accept: relay.Accept, MaxBody: rl.MaxBody(), Log: log.Named("http"),
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	if rl != nil && c.String("pprof") != "" {
-		if err := s.listenPprof(c.String("pprof")); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
-}
-
-// listenPprof opens the --pprof listener. The profiles reveal memory
-// contents and cost CPU, so they get their own mux and listener, meant
-// for loopback or an operator network, and never the public handler.
-func (s *service) listenPprof(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("--pprof: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	s.pprofLn = ln
-	s.pprof = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          zap.NewStdLog(s.log.Named("pprof")),
-	}
-	return nil
-}
-
-// healthz answers 200 while the process runs (liveness).
-func (s *service) healthz(w http.ResponseWriter, _ *http.Request) {
-	plain(w, http.StatusOK, "ok\n")
-}
-
-// readyz answers 200 when the process should get traffic: the bus
-// answers within a second and the process is not draining; 503
-// otherwise (readiness).
-func (s *service) readyz(w http.ResponseWriter, r *http.Request) {
-	if s.draining.Load() {
-		plain(w, http.StatusServiceUnavailable, "draining\n")
-		return
-	}
-	if s.busCheck != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-		defer cancel()
-		if err := s.busCheck(ctx); err != nil {
-			plain(w, http.StatusServiceUnavailable, "bus unreachable\n")
-			return
-		}
-	}
-	plain(w, http.StatusOK, "ready\n")
-}
-
-func plain(w http.ResponseWriter, status int, body string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body))
-}
-
-// run serves until ctx is done, then shuts down in order (see drain for
-// a relay): the HTTP server stops taking connections and finishes the
-// requests in flight, creates included.
-func (s *service) run(ctx context.Context) error {
-	runCtx, stopRun := context.WithCancel(context.Background())
-	defer stopRun()
-	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	if s.relay != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.relay.Run(runCtx); err != nil {
-				errc <- fmt.Errorf("relay: %w", err)
-			}
-		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var err error
-		switch {
-		case s.relay != nil:
-			// Session requests take the fast loop; net/http serves
-			// the connections it gives over.
-			ln := s.ln
-			if s.tls != nil {
-				ln = tls.NewListener(ln, s.tls)
-			}
-			err = s.conns.Serve(ln)
-		case s.tls != nil:
-			err = s.srv.ServeTLS(s.ln, "", "")
-		default:
-			err = s.srv.Serve(s.ln)
-		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("serving HTTP: %w", err)
-		}
-	}()
-	if s.pprof != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.pprof.Serve(s.pprofLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.log.Warn("serving pprof", zap.Error(err))
-			}
-		}()
-		s.log.Info("pprof listening", zap.String("addr", s.pprofLn.Addr().String()))
-	}
-	s.log.Info("listening", zap.String("addr", s.ln.Addr().String()), zap.Bool("tls", s.tls != nil))
-
-	var err error
-	select {
-	case <-ctx.Done():
-		s.log.Info("shutting down")
-	case err = <-errc:
-	}
-	if s.relay != nil {
-		s.drain()
-	} else {
-		s.setDraining()
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
-	defer cancel()
-	if s.conns != nil {
-		// net/http and the fast loop; parked polls are answered by the
-		// relay's Shutdown below.
-		if serr := s.conns.Shutdown(sctx); serr != nil {
-			s.log.Warn("HTTP shutdown", zap.Error(serr))
-		}
-	} else if serr := s.srv.Shutdown(sctx); serr != nil {
-		s.log.Warn("HTTP shutdown", zap.Error(serr))
-		s.srv.Close()
-	}
-	s.log.Info("HTTP server stopped")
-	if s.relay != nil {
-		// Every session has ended; this waits for their goroutines.
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if cerr := s.relay.Shutdown(cctx); cerr != nil {
-			s.log.Warn("closing sessions", zap.Error(cerr))
-		}
-		cancel()
-	}
-	if s.pprof != nil {
-		// A running CPU profile or trace is cut short rather than awaited.
-		s.pprof.Close()
-	}
-	stopRun()
-	wg.Wait()
-	s.log.Info("stopped")
-	return err
-}
-
-// drain runs a relay's graceful shutdown while HTTP is still served:
-//  1. the relay says it is draining on the bus at once, so routers stop
-//     picking it, and refuses new sessions;
-//  2. live sessions go on until they end or the drain timeout;
-//  3. the rest end with 1001: the target gets a close frame, a held poll
-//     answers the close message at once;
-//  4. clients have the close grace to collect their close message (a
-//     session is forgotten once its close message is delivered or acked).
-func (s *service) drain() {
-	dctx, cancel := context.WithTimeout(context.Background(), s.drainTimeout)
-	defer cancel()
-	s.relay.Drain(dctx)
-	// Only now is /readyz 503: by then routers already skip this relay.
-	s.setDraining()
-	live := func(c session.Counts) bool { return c.Live == 0 }
-	if s.relay.WaitSessions(dctx, live) != nil {
-		s.log.Info("drain timeout: closing the remaining sessions with 1001", zap.Int("sessions", s.relay.Sessions().Live))
-	}
-	s.relay.EndSessions(1001, "relay shutting down")
-	gctx, cancel2 := context.WithTimeout(context.Background(), s.closeGrace)
-	defer cancel2()
-	collected := func(c session.Counts) bool { return c.Known == 0 }
-	if s.relay.WaitSessions(gctx, collected) != nil {
-		s.log.Info("close grace over: stopping HTTP", zap.Int("uncollected", s.relay.Sessions().Known))
-	}
-}
-
-// setDraining turns /readyz to 503 and polysocket_draining to 1.
-func (s *service) setDraining() {
-	s.draining.Store(true)
-	s.metrics.SetDraining(true)
-}
-
-// relayFirst sends the session endpoints, which carry every message,
-// straight to the relay, sparing them the mux's route-tree walk; the
-// relay hands paths it does not take back to its own mux.
-type relayFirst struct {
-	relay, rest http.Handler
-}
-
-func (h relayFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if relay.IsEndpoint(r.URL.Path) {
-		h.relay.ServeHTTP(w, r)
-		return
-	}
-	h.rest.ServeHTTP(w, r)
+	cfg.HTTP = newServer(c, mux, log, maxTTL)
+	return process.New(cfg)
 }

@@ -162,7 +162,7 @@ func (c *cluster) open(r testenv.CreateReply, tok string) (*session, error) {
 	}
 	base := "http://" + host
 	cl := &testenv.Client{Base: base, Relay: base, HTTP: c.http, Token: tok}
-	return &session{Session: &testenv.Session{C: cl, Socket: r.Socket, Proto: r.Protocol}, relay: base}, nil
+	return &session{Session: &testenv.Session{C: cl, Host: r.FQDN, Socket: r.Socket, Proto: r.Protocol}, relay: base}, nil
 }
 
 // createSessions opens n sessions for tok through the routers in turn

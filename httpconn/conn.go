@@ -74,11 +74,15 @@ func (s *Server) serve(fc *fastConn, fresh bool) {
 		if fr.w.hijacked {
 			return // parked: its answer serves the connection on
 		}
-		if fr.req.Close || s.isClosing() {
+		if fr.req.Close || fr.skipped || s.isClosing() {
 			fr.w.closeAfter = true
 		}
 		if err := fr.w.finish(); err != nil || fr.w.closeAfter {
-			_ = c.Close()
+			if fr.skipped && err == nil {
+				lingerClose(c)
+			} else {
+				_ = c.Close()
+			}
 			return
 		}
 		fr.release()
@@ -118,7 +122,10 @@ type fastRequest struct {
 	hdr  http.Header
 	body bodyReader
 	buf  []byte // the body
-	w    fastWriter
+	// skipped: the body was left unread (Config.WantBody said no); the
+	// connection closes after the answer.
+	skipped bool
+	w       fastWriter
 	// The connection's address, and the last path, host and content
 	// type as strings: a client sends the same ones request after
 	// request, so each is made once.
@@ -140,23 +147,6 @@ func (fr *fastRequest) release() {
 	}
 	fr.body.Reset(nil)
 }
-
-// bodyReader is a request body that costs no allocation to attach.
-type bodyReader struct {
-	bytes.Reader
-	b []byte
-}
-
-func (*bodyReader) Close() error { return nil }
-
-// Reset reads b from its start.
-func (r *bodyReader) Reset(b []byte) {
-	r.b = b
-	r.Reader.Reset(b)
-}
-
-// Unread is what is left to read, without a copy (jsonp reads it so).
-func (r *bodyReader) Unread() []byte { return r.b[len(r.b)-r.Len():] }
 
 // readRequest reads one request head, and its body, into fr.
 func (s *Server) readRequest(fr *fastRequest, c net.Conn, br *bufio.Reader) int {
@@ -192,17 +182,20 @@ func (s *Server) readRequest(fr *fastRequest, c net.Conn, br *bufio.Reader) int 
 		return readFailed
 	}
 	fr.body.Reset(nil)
+	fr.skipped = false
 	var body io.ReadCloser = http.NoBody
-	if h.contentLength > 0 {
+	length := h.contentLength
+	if length > 0 && s.cfg.WantBody != nil && !s.cfg.WantBody(fr.path, host) {
+		// Not worth a byte: the handler answers from the head, and the
+		// connection closes with the body unread.
+		fr.skipped, length = true, 0
+	}
+	if length > 0 {
 		if s.readTimeout > 0 {
 			_ = c.SetReadDeadline(time.Now().Add(s.readTimeout))
 		}
-		n := int(h.contentLength)
-		if cap(fr.buf) < n {
-			fr.buf = make([]byte, n)
-		}
-		fr.buf = fr.buf[:n]
-		if _, err := io.ReadFull(br, fr.buf); err != nil {
+		var err error
+		if fr.buf, err = readBody(br, fr.buf, int(length)); err != nil {
 			return readFailed
 		}
 		fr.body.Reset(fr.buf)
@@ -219,7 +212,7 @@ func (s *Server) readRequest(fr *fastRequest, c net.Conn, br *bufio.Reader) int 
 		ProtoMinor:    1,
 		Header:        fr.hdr,
 		Body:          body,
-		ContentLength: h.contentLength,
+		ContentLength: length,
 		Close:         h.close,
 		Host:          host,
 		RemoteAddr:    fr.remote,

@@ -22,7 +22,13 @@
 // with the bytes already read, goes to net/http for the rest of its
 // life; net/http then answers, or refuses, exactly as it would have.
 //
-// It knows no protocol: the handler and Accept are the caller's.
+// A body is paid for only when it is wanted (Config.WantBody, from the
+// head's path and Host): an unwanted one is left unread and the
+// connection closed after the answer (lingerClose); a wanted body's
+// buffer grows with the bytes that arrive (readBody).
+//
+// It knows no protocol: the handler, Accept and WantBody are the
+// caller's.
 //
 // Goroutines: the accept loop and each connection's loop are the
 // Server's, and Shutdown waits for them; net/http's are the

@@ -28,6 +28,12 @@ type Config struct {
 	// MaxBody is the largest request body the fast loop reads; a request
 	// announcing more goes to net/http. Default 1 MiB.
 	MaxBody int64
+	// WantBody, if set, is asked before a body is read whether it is
+	// worth a byte (path and Host of the request); when it says no the
+	// handler gets the request without its body (ContentLength 0) and
+	// the connection closes after the answer, the body unread. Nil:
+	// every body is read.
+	WantBody func(path, host string) bool
 	// Log gets handler panics and accept errors. Default: none.
 	Log *zap.Logger
 }

@@ -87,3 +87,48 @@ func FuzzValidCallback(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseKnown feeds arbitrary queries and bodies to a parse limited to
+// a few names: it must not panic, may only keep those names (so a map
+// never grows past them), must refuse a list naming any other, and what
+// it accepts must be what url.ParseQuery reads.
+func FuzzParseKnown(f *testing.F) {
+	for _, seed := range [][2]string{ // query, and a body when not ""
+		{"cb=f&t=t&d=hi&n=1", ""}, {"t=t", "d=x&_=1"}, {"0=&1=&2=&3=", ""}, {"t=t&x=1&cb=f", ""},
+		{"%74=t&%64=", "cb=a.b"}, {"t=t", "t=b"}, {"=&&cb=%zz", "d=%"},
+	} {
+		f.Add(seed[0], seed[1], seed[1] != "")
+	}
+	known := Names{"t", "d", "n", "f", "cb", "_"}
+	f.Fuzz(func(t *testing.T, query, body string, post bool) {
+		r := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/s/x", RawQuery: query}, Header: http.Header{}}
+		if post {
+			r.Method = http.MethodPost
+			r.Body = io.NopCloser(strings.NewReader(body))
+		}
+		p := make(Params)
+		err := ParseInto(p, r, 1<<10, known)
+		for k := range p {
+			if !known.has(k) {
+				t.Fatalf("kept unknown name %q", k)
+			}
+		}
+		if err != nil {
+			return
+		}
+		for _, list := range []string{query, body} {
+			if (list == body && !post) || strings.Contains(list, ";") {
+				continue // no body; url.ParseQuery refuses every ";"
+			}
+			v, perr := url.ParseQuery(list)
+			if perr != nil {
+				t.Fatalf("accepted %q, which url.ParseQuery refuses: %v", list, perr)
+			}
+			for k, vs := range v {
+				if !known.has(k) || len(vs) != 1 || p[k] != vs[0] {
+					t.Fatalf("list %q: %q = %q, parsed %q", list, k, vs, p[k])
+				}
+			}
+		}
+	})
+}

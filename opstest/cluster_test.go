@@ -101,7 +101,7 @@ func TestClusterDrain(t *testing.T) {
 			t.Fatalf("create answered unknown relay fqdn %q", r.FQDN)
 		}
 		c := &testenv.Client{Base: cl.Base, Relay: p.URL(), HTTP: router.Client()}
-		return name, &testenv.Session{C: c, Socket: r.Socket}
+		return name, &testenv.Session{C: c, Host: r.FQDN, Socket: r.Socket}
 	}
 	// Open sessions until one lives on ra (both relays start empty; the
 	// router spreads sessions by free capacity).

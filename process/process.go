@@ -103,7 +103,8 @@ func New(cfg Config) (*Process, error) {
 		// TLS when the main ones are: net/http sees the *tls.Conn itself.
 		var err error
 		p.conns, err = httpconn.New(httpconn.Config{
-			HTTP: cfg.HTTP, Accept: relay.Accept, MaxBody: cfg.Relay.MaxBody(), Log: cfg.Log.Named("http"),
+			HTTP: cfg.HTTP, Accept: relay.Accept, WantBody: cfg.Relay.WantBody,
+			MaxBody: cfg.Relay.MaxBody(), Log: cfg.Log.Named("http"),
 		})
 		if err != nil {
 			return nil, err

@@ -32,6 +32,7 @@ type biEnv struct {
 	tg     *testenv.Target
 	c      *http.Client
 	opened atomic.Int32 // sessions opened to tg
+	hosts  sync.Map     // socket → its host, sent as the Host header
 }
 
 func newBIEnv(t *testing.T, so testenv.StackOptions, to testenv.TargetOptions) *biEnv {
@@ -58,9 +59,10 @@ func newBIEnv(t *testing.T, so testenv.StackOptions, to testenv.TargetOptions) *
 func (e *biEnv) open(t *testing.T) string {
 	t.Helper()
 	cl := &testenv.Client{Base: e.st.URL, HTTP: e.c}
-	sock := cl.Open(t, e.tg.URL+"/", nil).Socket
+	s := cl.Open(t, e.tg.URL+"/", nil)
 	e.opened.Add(1)
-	return sock
+	e.hosts.Store(s.Socket, s.Host)
+	return s.Socket
 }
 
 // biAnswer is one HTTP response, read whole. The tests read its fields;
@@ -82,9 +84,12 @@ func (e *biEnv) do(t *testing.T, method, path, query, ctype, body string) biAnsw
 	if body != "" || method == http.MethodPost {
 		rd = strings.NewReader(body)
 	}
-	var hdr http.Header
+	hdr := http.Header{}
 	if ctype != "" {
-		hdr = http.Header{"Content-Type": {ctype}}
+		hdr.Set("Content-Type", ctype)
+	}
+	if host, ok := e.hosts.Load(path[min(3, len(path)):]); ok {
+		hdr["Host"] = []string{host.(string)}
 	}
 	a := testenv.Fetch(t, e.c, method, u, rd, hdr)
 	return biAnswer{status: a.Status, header: a.Header, body: a.Body}
@@ -511,6 +516,8 @@ func TestRelayOversizedURL(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	e2 := &biEnv{st: &testenv.Stack{Server: srv}, tg: e.tg, c: e.c}
+	host, _ := e.hosts.Load(sock)
+	e2.hosts.Store(sock, host)
 	a := e2.do(t, http.MethodGet, "/s/"+sock, "t=t&d="+strings.Repeat("z", 80<<10), "", "")
 	if a.status != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("status %d, want 431", a.status)

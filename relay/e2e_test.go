@@ -84,7 +84,12 @@ func TestPollJSONPEscapesLineSeparators(t *testing.T) {
 		ss, err := st.Relay.Registry().Get(s.Socket)
 		return err == nil && ss.Buffered() > 0
 	})
-	resp, err := http.Get(c.Base + "/j/" + s.Socket + "?cb=cb.x&ttl=5000&a=0")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+"/j/"+s.Socket+"?cb=cb.x&ttl=5000&a=0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = s.Host
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +256,7 @@ func TestNewerPollAnswersOlder(t *testing.T) {
 	first := make(chan testenv.PollReply, 1)
 	go func() {
 		var r testenv.PollReply
-		_, _ = c.Do(ctx, http.MethodGet, c.Base+"/j/"+s.Socket+"?ttl=15000&a=0", nil, &r)
+		_, _ = c.DoHost(ctx, http.MethodGet, c.Base+"/j/"+s.Socket+"?ttl=15000&a=0", s.Host, nil, &r)
 		first <- r
 	}()
 	testenv.WaitFor(t, 5*time.Second, "the first poll to be held", func() bool {
@@ -261,7 +266,7 @@ func TestNewerPollAnswersOlder(t *testing.T) {
 	second := make(chan testenv.PollReply, 1)
 	go func() {
 		var r testenv.PollReply
-		_, _ = c.Do(ctx, http.MethodGet, c.Base+"/j/"+s.Socket+"?ttl=15000&a=0", nil, &r)
+		_, _ = c.DoHost(ctx, http.MethodGet, c.Base+"/j/"+s.Socket+"?ttl=15000&a=0", s.Host, nil, &r)
 		second <- r
 	}()
 	select {
@@ -323,7 +328,7 @@ func TestClientCloses4002(t *testing.T) {
 	held := make(chan testenv.PollReply, 1)
 	go func() {
 		var r testenv.PollReply
-		_, _ = c.Do(ctx, http.MethodGet, c.Base+"/j/"+s.Socket+"?ttl=8000&a=0", nil, &r)
+		_, _ = c.DoHost(ctx, http.MethodGet, c.Base+"/j/"+s.Socket+"?ttl=8000&a=0", s.Host, nil, &r)
 		held <- r
 	}()
 	testenv.WaitFor(t, 5*time.Second, "the poll to be held", func() bool {
@@ -486,7 +491,7 @@ func echoNumbered(c *testenv.Client, target string, id, count int) error {
 	if err != nil || !r.OK {
 		return fmt.Errorf("session %d: create: %d %+v %v", id, code, r, err)
 	}
-	s := &testenv.Session{C: c, Socket: r.Socket}
+	s := &testenv.Session{C: c, Host: r.FQDN, Socket: r.Socket}
 	sent := make(chan error, 1)
 	go func() {
 		for i := 0; i < count; i++ {

@@ -10,3 +10,6 @@ import (
 func (r *Relay) ParseSend(p jsonp.Params) (session.SendRequest, control.Code, string) {
 	return r.parseSend(p, nil)
 }
+
+// IsSessionHost exposes the Host check of session requests.
+func (r *Relay) IsSessionHost(uniq, host string) bool { return r.isSessionHost(uniq, host) }

@@ -53,7 +53,7 @@ func TestFastPathPipelined(t *testing.T) {
 	var reqs strings.Builder
 	for n := 1; n <= 3; n++ {
 		body := "t=t&d=m" + strconv.Itoa(n) + "&n=" + strconv.Itoa(n)
-		reqs.WriteString("POST /s/" + s.Socket + " HTTP/1.1\r\nHost: relay.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: " +
+		reqs.WriteString("POST /s/" + s.Socket + " HTTP/1.1\r\nHost: " + s.Host + "\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: " +
 			strconv.Itoa(len(body)) + "\r\n\r\n" + body)
 	}
 	if _, err := io.WriteString(conn, reqs.String()); err != nil {
@@ -67,7 +67,7 @@ func TestFastPathPipelined(t *testing.T) {
 	}
 	var got []string
 	for ack := 0; len(got) < 3; {
-		_, body := rawPoll(t, conn, br, s.Socket, "ttl=5000&a="+strconv.Itoa(ack), "", nil)
+		_, body := rawPoll(t, conn, br, s, "ttl=5000&a="+strconv.Itoa(ack), "", nil)
 		for _, m := range []string{"m1", "m2", "m3"} {
 			if strings.Contains(body, `"data":"`+m+`"`) {
 				got = append(got, m)
@@ -82,7 +82,8 @@ func TestFastPathPipelined(t *testing.T) {
 
 // A raw request answered by the fast path and by net/http alone must
 // read the same: status, body, the headers a client looks at, and
-// whether the connection closes. {id} stands for a live socket.
+// whether the connection closes. {id} stands for a live socket, the
+// first "Host: h" for its host.
 func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 	long := strings.Repeat("x", 5000)
 	cases := []struct{ name, req string }{
@@ -114,6 +115,10 @@ func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 		{"escaped id", "GET /j/%6eosuch?ttl=0 HTTP/1.1\r\nHost: h\r\n\r\n"},
 		{"put method", "PUT /j/{id}?ttl=0 HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"},
 		{"options", "OPTIONS /s/{id} HTTP/1.1\r\nHost: h\r\nOrigin: http://o\r\n\r\n"},
+		{"forged host", "GET /s/{id}?t=t&d=hi&n=1 HTTP/1.1\r\nHost: evil.example\r\n\r\n"},
+		{"unknown socket with a body", "POST /s/nosuch HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nt=t&d=hi&n=1"},
+		{"unknown parameter", "GET /s/{id}?t=t&d=hi&n=1&x=1 HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{"parameter bomb", "POST /s/{id} HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\n0=&1=&2=&3=&"},
 		{"control byte in value", "GET /j/{id}?ttl=0 HTTP/1.1\r\nHost: h\r\nX-A: a\x01b\r\n\r\n"},
 		{"healthz", "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n"},
 	}
@@ -130,6 +135,7 @@ func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 		s := (&testenv.Client{Base: st.URL}).Open(t, tg.URL, nil)
 		conn, br := rawConn(t, st)
 		raw = strings.ReplaceAll(raw, "{id}", s.Socket)
+		raw = strings.Replace(raw, "Host: h\r\n", "Host: "+s.Host+"\r\n", 1)
 		if _, err := io.WriteString(conn, raw); err != nil {
 			t.Fatal(err)
 		}
@@ -169,9 +175,9 @@ func TestFastPathMixedConnection(t *testing.T) {
 	s := c.Open(t, tg.URL, nil)
 	conn, br := rawConn(t, st)
 	for i, req := range []string{
-		"GET /j/" + s.Socket + "?ttl=0 HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /j/" + s.Socket + "?ttl=0 HTTP/1.1\r\nHost: " + s.Host + "\r\n\r\n",
 		"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n",
-		"GET /s/" + s.Socket + "?t=t&d=x&n=1 HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /s/" + s.Socket + "?t=t&d=x&n=1 HTTP/1.1\r\nHost: " + s.Host + "\r\n\r\n",
 	} {
 		if _, err := io.WriteString(conn, req); err != nil {
 			t.Fatal(err)

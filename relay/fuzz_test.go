@@ -106,7 +106,8 @@ func FuzzSendHandler(f *testing.F) {
 	tr := &http.Transport{}
 	f.Cleanup(tr.CloseIdleConnections)
 	cl := &testenv.Client{Base: st.URL, HTTP: &http.Client{Transport: tr}}
-	socket := cl.Open(f, tg.URL, nil).Socket
+	s := cl.Open(f, tg.URL, nil)
+	socket, host := s.Socket, s.Host
 	h := st.Relay.Handler()
 	f.Fuzz(func(t *testing.T, query, body string, post bool) {
 		req := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/s/" + socket, RawQuery: query}, Header: http.Header{}}
@@ -115,6 +116,7 @@ func FuzzSendHandler(f *testing.F) {
 			req.Body = io.NopCloser(strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		}
+		req.Host = host
 		req = req.WithContext(context.Background())
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
@@ -133,6 +135,36 @@ func FuzzSendHandler(f *testing.F) {
 			if err := json.Unmarshal(b, &v); err != nil {
 				t.Fatalf("answer is not JSON: %q", b)
 			}
+		}
+	})
+}
+
+// FuzzSessionHost checks the Host check of session requests against its
+// definition: {uniq}.{fqdn} in any case, with the fqdn's port or none
+// (80 or 443 or none when the fqdn has no port), and nothing else.
+func FuzzSessionHost(f *testing.F) {
+	for _, h := range []string{"abc123.relay.test:8080", "ABC123.Relay.Test", "abc123.relay.test:80", "relay.test:8080",
+		"evil.example", "abc123.relay.test:8080.evil", "xabc123.relay.test", "abc123.relay.test:", "[::1]:8080", ""} {
+		f.Add(h)
+	}
+	withPort, err := relay.New(relay.Config{FQDN: "relay.test:8080"}, membus.New(0), zap.NewNop())
+	if err != nil {
+		f.Fatal(err)
+	}
+	noPort, err := relay.New(relay.Config{FQDN: "relay.test"}, membus.New(0), zap.NewNop())
+	if err != nil {
+		f.Fatal(err)
+	}
+	const uniq = "abc123"
+	f.Fuzz(func(t *testing.T, host string) {
+		h := strings.ToLower(host)
+		want := h == "abc123.relay.test:8080" || h == "abc123.relay.test"
+		if got := withPort.IsSessionHost(uniq, host); got != want {
+			t.Fatalf("fqdn relay.test:8080: host %q taken %v, want %v", host, got, want)
+		}
+		want = h == "abc123.relay.test" || h == "abc123.relay.test:80" || h == "abc123.relay.test:443"
+		if got := noPort.IsSessionHost(uniq, host); got != want {
+			t.Fatalf("fqdn relay.test: host %q taken %v, want %v", host, got, want)
 		}
 	})
 }

@@ -26,15 +26,28 @@ type request struct {
 }
 
 // paramPool reuses parameter maps: a map per request was the largest
-// allocation of the data path.
+// allocation of the data path. Only known names enter a map (see
+// jsonp.Names), so none grows past a handful of entries.
 var paramPool = sync.Pool{New: func() any { return make(jsonp.Params, 8) }}
+
+// maxPooledParams is the most entries a map may hold to go back to
+// paramPool: more than any endpoint knows.
+const maxPooledParams = 8
+
+// The parameters each endpoint knows (docs/PROTOCOL.md); "_" is a cache
+// buster, accepted and ignored. Any other name is a 400 params.
+var (
+	sendNames  = jsonp.Names{"t", "d", "n", "f", "cb", "_"}
+	closeNames = jsonp.Names{"code", "reason", "cb", "_"}
+	pollNames  = jsonp.Names{"ttl", "a", "cb", "_"}
+)
 
 // done returns the request's parameter map; nothing may read q.p after.
 func (q *request) done() {
-	if q.p != nil {
+	if q.p != nil && len(q.p) <= maxPooledParams {
 		paramPool.Put(q.p)
-		q.p = nil
 	}
+	q.p = nil
 }
 
 // routes is where the session endpoints are decided, once: the letter
@@ -68,6 +81,18 @@ func route[P string | []byte](path P) func(*Relay, http.ResponseWriter, *http.Re
 // handlers.
 func Accept(path []byte) bool { return route(path) != nil }
 
+// WantBody reports whether a request's body is worth reading: its path
+// (one Accept took) names a live session on its Host. It is the
+// connection server's httpconn.Config.WantBody; the handler answers the
+// others from the head.
+func (r *Relay) WantBody(path, host string) bool {
+	if len(path) < 3 {
+		return false
+	}
+	_, ok := r.sessionAt(path[3:], host)
+	return ok
+}
+
 // IsEndpoint is Accept for a path string (a front handler's choice).
 func IsEndpoint(path string) bool { return route(path) != nil }
 
@@ -97,36 +122,47 @@ func (q *request) fail(code control.Code, msg string) {
 	jsonp.WriteError(q.w, q.cb, code.HTTPStatus(), code, msg)
 }
 
+// endpoint is what begin needs to know of a session endpoint.
+type endpoint struct {
+	prefix  string // "/s/", "/c/" or "/j/"
+	methods string // as the Allow header lists them
+	names   jsonp.Names
+}
+
+var (
+	sendEndpoint  = endpoint{"/s/", methodsGetPost, sendNames}
+	closeEndpoint = endpoint{"/c/", methodsGetPost, closeNames}
+	pollEndpoint  = endpoint{"/j/", methodsGet, pollNames}
+)
+
 // begin parses a session request: method, parameters, callback, socket.
 // It answers the error itself and returns false when the request is bad.
 // When it returns true, the caller must call q.done.
-func (r *Relay) begin(q *request, req *http.Request, prefix string, methods string) bool {
+//
+// Nothing that costs more than the request head is done before the
+// socket is known on its own host: the body is read only then, and an
+// unknown socket is answered without reading it.
+func (r *Relay) begin(q *request, req *http.Request, ep endpoint) bool {
 	w := q.w
 	if req.Method == http.MethodOptions {
 		h := w.Header()
 		jsonp.SetHeaders(h)
-		h.Set("Access-Control-Allow-Methods", methods)
+		h.Set("Access-Control-Allow-Methods", ep.methods)
 		h.Set("Access-Control-Allow-Headers", "Content-Type")
 		h.Set("Access-Control-Max-Age", "600")
 		w.WriteHeader(http.StatusNoContent)
 		return false
 	}
-	p := paramPool.Get().(jsonp.Params)
-	q.p = p
-	err := jsonp.ParseInto(p, req, r.cfg.MaxBody)
-	// Parse returns what it could read even on error, so the errors below
-	// still reach a valid callback.
-	cb, ok := p.Callback()
-	if !ok {
-		q.done()
-		jsonp.WriteBadCallback(w)
+	q.p = paramPool.Get().(jsonp.Params)
+	clear(q.p)
+	err := jsonp.ParseQuery(q.p, req, ep.names)
+	if !r.takeCallback(q) {
 		return false
 	}
-	q.cb = cb
-	if !methodAllowed(req.Method, methods) {
+	if !methodAllowed(req.Method, ep.methods) {
 		q.done()
-		w.Header().Set("Allow", methods)
-		q.fail(control.CodeMethod, req.Method+" is not allowed here; use "+strings.ReplaceAll(methods, ", ", " or "))
+		w.Header().Set("Allow", ep.methods)
+		q.fail(control.CodeMethod, req.Method+" is not allowed here; use "+strings.ReplaceAll(ep.methods, ", ", " or "))
 		return false
 	}
 	if err != nil {
@@ -134,20 +170,87 @@ func (r *Relay) begin(q *request, req *http.Request, prefix string, methods stri
 		r.failParse(q, err)
 		return false
 	}
-	id := strings.TrimPrefix(req.URL.Path, prefix)
-	if id == "" || len(id) > 64 || strings.Contains(id, "/") {
+	s, ok := r.sessionAt(strings.TrimPrefix(req.URL.Path, ep.prefix), req.Host)
+	if !ok {
 		q.done()
-		q.fail(control.CodeSocket, "unknown socket")
-		return false
-	}
-	s, err := r.reg.Get(id)
-	if err != nil {
-		q.done()
+		if req.ContentLength != 0 && req.ProtoMajor == 1 {
+			// The body stays unread: the connection cannot be reused.
+			// (HTTP/2 resets the stream alone; a close there would end
+			// every other stream's connection.)
+			w.Header().Set("Connection", "close")
+		}
 		q.fail(control.CodeSocket, "unknown or closed socket")
 		return false
 	}
 	q.s = s
+	// The body may carry parameters too, the callback among them.
+	err = jsonp.ParseBody(q.p, req, r.cfg.MaxBody, ep.names)
+	if !r.takeCallback(q) {
+		return false
+	}
+	if err != nil {
+		q.done()
+		r.failParse(q, err)
+		return false
+	}
 	return true
+}
+
+// takeCallback sets q.cb from the parameters read so far; an invalid
+// callback is answered (and q.done called) here, false returned.
+func (r *Relay) takeCallback(q *request) bool {
+	cb, ok := q.p.Callback()
+	if !ok {
+		q.done()
+		jsonp.WriteBadCallback(q.w)
+		return false
+	}
+	q.cb = cb
+	return true
+}
+
+// sessionAt returns the live session with socket id when host is that
+// session's own subdomain, {uniq}.{relay fqdn}: a socket id arriving on
+// any other host (the router's, the relay's bare name, a name pointed
+// at the relay by someone else) is as unknown as a wrong id.
+func (r *Relay) sessionAt(id, host string) (*session.Session, bool) {
+	if id == "" || len(id) > 64 || strings.Contains(id, "/") {
+		return nil, false
+	}
+	s, err := r.reg.Get(id)
+	if err != nil || !r.isSessionHost(s.Uniq, host) {
+		return nil, false
+	}
+	return s, true
+}
+
+// isSessionHost reports whether host (a Host header) names {uniq}.{relay
+// fqdn}, case-insensitively. A port, when the header has one, must be
+// the fqdn's (or 80 or 443 when the fqdn has none); a header without a
+// port is taken, as a front proxy may drop it.
+func (r *Relay) isSessionHost(uniq, host string) bool {
+	name, port := splitHostPort(host)
+	switch {
+	case strings.HasSuffix(host, ":"):
+		return false // a colon without a port
+	case port == "" || port == r.fqdnPort:
+	case r.fqdnPort == "" && (port == "80" || port == "443"):
+	default:
+		return false
+	}
+	base := r.fqdnName
+	return len(name) == len(uniq)+1+len(base) && name[len(uniq)] == '.' &&
+		strings.EqualFold(name[:len(uniq)], uniq) && strings.EqualFold(name[len(uniq)+1:], base)
+}
+
+// splitHostPort splits host[:port] (with [v6] brackets kept in the
+// name) without failing: a malformed one simply matches no session.
+func splitHostPort(h string) (name, port string) {
+	i := strings.LastIndexByte(h, ':')
+	if i < 0 || i < strings.LastIndexByte(h, ']') {
+		return h, ""
+	}
+	return h[:i], h[i+1:]
 }
 
 // failParse answers a parameter error. It is apart from begin so that
@@ -201,7 +304,7 @@ var okBody = []byte(`{"ok":true}`)
 // target.
 func (r *Relay) handleSend(w http.ResponseWriter, req *http.Request) {
 	q := request{w: w}
-	if !r.begin(&q, req, "/s/", methodsGetPost) {
+	if !r.begin(&q, req, sendEndpoint) {
 		return
 	}
 	defer q.done()
@@ -294,7 +397,7 @@ func (r *Relay) parseSend(p jsonp.Params, buf []byte) (session.SendRequest, cont
 // handleClose is GET|POST /c/{socket}: the client closes the session.
 func (r *Relay) handleClose(w http.ResponseWriter, req *http.Request) {
 	q := request{w: w}
-	if !r.begin(&q, req, "/c/", methodsGetPost) {
+	if !r.begin(&q, req, closeEndpoint) {
 		return
 	}
 	defer q.done()
@@ -321,7 +424,7 @@ func (r *Relay) handleClose(w http.ResponseWriter, req *http.Request) {
 // handlePoll is GET /j/{socket}: the long poll for target messages.
 func (r *Relay) handlePoll(w http.ResponseWriter, req *http.Request) {
 	q := request{w: w}
-	if !r.begin(&q, req, "/j/", methodsGet) {
+	if !r.begin(&q, req, pollEndpoint) {
 		return
 	}
 	defer q.done()

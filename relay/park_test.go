@@ -17,10 +17,10 @@ import (
 )
 
 // rawPoll writes a poll request on conn and reads its answer.
-func rawPoll(t *testing.T, conn net.Conn, br *bufio.Reader, socket, query, extra string, send func()) (*http.Response, string) {
+func rawPoll(t *testing.T, conn net.Conn, br *bufio.Reader, s *testenv.Session, query, extra string, send func()) (*http.Response, string) {
 	t.Helper()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	req := "GET /j/" + socket + "?" + query + " HTTP/1.1\r\nHost: relay.test\r\n" + extra + "\r\n"
+	req := "GET /j/" + s.Socket + "?" + query + " HTTP/1.1\r\nHost: " + s.Host + "\r\n" + extra + "\r\n"
 	if _, err := io.WriteString(conn, req); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestParkedPollAnswerAndHandback(t *testing.T) {
 	ctx := ctxT(t, 20*time.Second)
 	conn, br := rawConn(t, st)
 	sess := liveSession(t, st, s.Socket)
-	resp, body := rawPoll(t, conn, br, s.Socket, "ttl=10000&cb=cb", "", func() {
+	resp, body := rawPoll(t, conn, br, s, "ttl=10000&cb=cb", "", func() {
 		testenv.WaitFor(t, 5*time.Second, "the poll to be parked", sess.Parked)
 		code, err := s.SendText(ctx, "hi")
 		mustStatus(t, "send", code, err, http.StatusCreated)
@@ -88,7 +88,7 @@ func TestParkedPollAnswerAndHandback(t *testing.T) {
 	testenv.WaitFor(t, 5*time.Second, "the message to be delivered", func() bool { return sess.Buffered() == 0 })
 
 	// The same connection, handed back: a heartbeat from a parked poll.
-	resp, body = rawPoll(t, conn, br, s.Socket, "ttl=50", "", nil)
+	resp, body = rawPoll(t, conn, br, s, "ttl=50", "", nil)
 	if resp.StatusCode != http.StatusOK || body != `{"ok":true,"messages":[{"type":"heartbeat"}]}` {
 		t.Fatalf("second poll: %d %s", resp.StatusCode, body)
 	}
@@ -96,7 +96,7 @@ func TestParkedPollAnswerAndHandback(t *testing.T) {
 		t.Errorf("Content-Type %q", resp.Header.Get("Content-Type"))
 	}
 	// Connection: close is not parked; net/http answers and closes.
-	resp, body = rawPoll(t, conn, br, s.Socket, "ttl=50", "Connection: close\r\n", nil)
+	resp, body = rawPoll(t, conn, br, s, "ttl=50", "Connection: close\r\n", nil)
 	if resp.StatusCode != http.StatusOK || !resp.Close || !strings.Contains(body, "heartbeat") {
 		t.Fatalf("third poll: %d close %v %s", resp.StatusCode, resp.Close, body)
 	}
@@ -113,7 +113,7 @@ func TestParkedPollClientGone(t *testing.T) {
 	ctx := ctxT(t, 20*time.Second)
 	conn, _ := rawConn(t, st)
 	sess := liveSession(t, st, s.Socket)
-	if _, err := io.WriteString(conn, "GET /j/"+s.Socket+"?ttl=10000 HTTP/1.1\r\nHost: relay.test\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(conn, "GET /j/"+s.Socket+"?ttl=10000 HTTP/1.1\r\nHost: "+s.Host+"\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, 5*time.Second, "the poll to be parked", sess.Parked)
@@ -144,11 +144,11 @@ func TestSweepEndsParkedPollsOfGoneClients(t *testing.T) {
 	goneConn, _ := rawConn(t, st)
 	staysConn, staysBR := rawConn(t, st)
 	for _, x := range []struct {
-		conn   net.Conn
-		socket string
-		sess   *session.Session
-	}{{goneConn, gone.Socket, goneSess}, {staysConn, stays.Socket, staysSess}} {
-		if _, err := io.WriteString(x.conn, "GET /j/"+x.socket+"?ttl=20000&a=0 HTTP/1.1\r\nHost: relay.test\r\n\r\n"); err != nil {
+		conn net.Conn
+		s    *testenv.Session
+		sess *session.Session
+	}{{goneConn, gone, goneSess}, {staysConn, stays, staysSess}} {
+		if _, err := io.WriteString(x.conn, "GET /j/"+x.s.Socket+"?ttl=20000&a=0 HTTP/1.1\r\nHost: "+x.s.Host+"\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}
 		testenv.WaitFor(t, 5*time.Second, "the poll to be parked", x.sess.Parked)

@@ -89,12 +89,15 @@ func (c Config) withDefaults() Config {
 // Relay holds sessions and serves their endpoints. Create it with New,
 // serve Handler, run Run until shutdown.
 type Relay struct {
-	cfg  Config
-	bus  Bus
-	log  *zap.Logger
-	reg  *session.Registry
-	mux  *http.ServeMux
-	pool sync.Pool // *[]byte response buffers
+	cfg Config
+	// fqdnName and fqdnPort are cfg.FQDN split: a session's host is
+	// {uniq}.{fqdnName}[:{fqdnPort}].
+	fqdnName, fqdnPort string
+	bus                Bus
+	log                *zap.Logger
+	reg                *session.Registry
+	mux                *http.ServeMux
+	pool               sync.Pool // *[]byte response buffers
 
 	draining atomic.Bool
 
@@ -131,6 +134,7 @@ func New(cfg Config, bus Bus, log *zap.Logger) (*Relay, error) {
 		return nil, err
 	}
 	r.reg = reg
+	r.fqdnName, r.fqdnPort = splitHostPort(cfg.FQDN)
 	if r.cfg.MaxBody == 0 {
 		r.cfg.MaxBody = 3*reg.Config().MaxMessage + 64<<10
 	}

@@ -25,11 +25,13 @@ FUZZTIME="${FUZZTIME:-}"
 # to 32,000/s for FuzzValidCallback).
 TARGETS="
 ./jsonp FuzzParse 250000x
+./jsonp FuzzParseKnown 80000x
 ./jsonp FuzzValidCallback 300000x
 ./jsonp FuzzAppendString 120000x
 ./relay FuzzParseSend 50000x
 ./relay FuzzSendHandler 80000x
 ./httpconn FuzzParseHead 90000x
+./relay FuzzSessionHost 50000x
 ./session FuzzFragments 5000x
 ./token FuzzParseTarget 30000x
 ./netguard FuzzCheck 100000x

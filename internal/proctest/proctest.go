@@ -241,6 +241,9 @@ func (p *Proc) URL() string { return p.scheme + "://" + p.addr }
 // certificate with TLS); its idle connections close at cleanup.
 func (p *Proc) Client() *http.Client { return p.client }
 
+// PID is the process's id (its /proc entry tells its memory).
+func (p *Proc) PID() int { return p.cmd.Process.Pid }
+
 // Signal sends sig to the process.
 func (p *Proc) Signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()

@@ -21,7 +21,8 @@ type Answer struct {
 }
 
 // Fetch sends one request (body may be nil; hdr is added to the
-// request's headers) and reads the whole answer.
+// request's headers, a "Host" entry as its Host) and reads the whole
+// answer.
 func Fetch(t testing.TB, c *http.Client, method, u string, body io.Reader, hdr http.Header) Answer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
@@ -31,6 +32,10 @@ func Fetch(t testing.TB, c *http.Client, method, u string, body io.Reader, hdr h
 		t.Fatal(err)
 	}
 	for k, v := range hdr {
+		if k == "Host" && len(v) == 1 {
+			req.Host = v[0]
+			continue
+		}
 		req.Header[k] = v
 	}
 	resp, err := c.Do(req)

@@ -74,6 +74,13 @@ func (c *Client) relay() string {
 // Do sends a request and decodes a JSON answer into v (if not nil),
 // returning the status.
 func (c *Client) Do(ctx context.Context, method, u string, body url.Values, v any) (int, error) {
+	return c.DoHost(ctx, method, u, "", body, v)
+}
+
+// DoHost is Do with host as the Host header ("": the URL's). A relay
+// takes a session's requests only on the session's own host, the fqdn
+// /create answered, which tests on 127.0.0.1 cannot resolve.
+func (c *Client) DoHost(ctx context.Context, method, u, host string, body url.Values, v any) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = strings.NewReader(body.Encode())
@@ -84,6 +91,9 @@ func (c *Client) Do(ctx context.Context, method, u string, body url.Values, v an
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if host != "" {
+		req.Host = host
 	}
 	resp, err := c.http().Do(req)
 	if err != nil {
@@ -120,7 +130,10 @@ func (c *Client) Create(ctx context.Context, target string, extra url.Values) (C
 
 // Session is a client's view of one session.
 type Session struct {
-	C      *Client
+	C *Client
+	// Host is the session's host ({uniq}.{relay fqdn}), sent as the
+	// Host header of its requests; "" sends the relay URL's.
+	Host   string
 	Socket string
 	Proto  string
 	Ack    int64
@@ -136,12 +149,12 @@ func (c *Client) Open(t testing.TB, target string, extra url.Values) *Session {
 	if err != nil || !r.OK {
 		t.Fatalf("create: status %d, %+v, %v", st, r, err)
 	}
-	return &Session{C: c, Socket: r.Socket, Proto: r.Protocol}
+	return &Session{C: c, Host: r.FQDN, Socket: r.Socket, Proto: r.Protocol}
 }
 
 // SendRaw sends one /s request with the given parameters (GET).
 func (s *Session) SendRaw(ctx context.Context, q url.Values) (int, error) {
-	return s.C.Do(ctx, http.MethodGet, s.C.relay()+"/s/"+s.Socket+"?"+q.Encode(), nil, nil)
+	return s.C.DoHost(ctx, http.MethodGet, s.C.relay()+"/s/"+s.Socket+"?"+q.Encode(), s.Host, nil, nil)
 }
 
 // SendText sends a whole text message with the next n.
@@ -154,7 +167,7 @@ func (s *Session) SendText(ctx context.Context, text string) (int, error) {
 func (s *Session) SendBinary(ctx context.Context, b []byte) (int, error) {
 	s.N++
 	body := url.Values{"t": {"b"}, "d": {base64.StdEncoding.EncodeToString(b)}, "n": {strconv.FormatInt(s.N, 10)}}
-	return s.C.Do(ctx, http.MethodPost, s.C.relay()+"/s/"+s.Socket, body, nil)
+	return s.C.DoHost(ctx, http.MethodPost, s.C.relay()+"/s/"+s.Socket, s.Host, body, nil)
 }
 
 // Poll polls once with the session's ack and the given ttl, and advances
@@ -162,7 +175,7 @@ func (s *Session) SendBinary(ctx context.Context, b []byte) (int, error) {
 func (s *Session) Poll(ctx context.Context, ttl time.Duration) (PollReply, int, error) {
 	q := url.Values{"ttl": {strconv.FormatInt(ttl.Milliseconds(), 10)}, "a": {strconv.FormatInt(s.Ack, 10)}}
 	var r PollReply
-	st, err := s.C.Do(ctx, http.MethodGet, s.C.relay()+"/j/"+s.Socket+"?"+q.Encode(), nil, &r)
+	st, err := s.C.DoHost(ctx, http.MethodGet, s.C.relay()+"/j/"+s.Socket+"?"+q.Encode(), s.Host, nil, &r)
 	for _, m := range r.Messages {
 		if m.Seq > s.Ack {
 			s.Ack = m.Seq
@@ -174,7 +187,7 @@ func (s *Session) Poll(ctx context.Context, ttl time.Duration) (PollReply, int, 
 // Close sends /c with code and reason.
 func (s *Session) Close(ctx context.Context, code int, reason string) (int, error) {
 	q := url.Values{"code": {strconv.Itoa(code)}, "reason": {reason}}
-	return s.C.Do(ctx, http.MethodGet, s.C.relay()+"/c/"+s.Socket+"?"+q.Encode(), nil, nil)
+	return s.C.DoHost(ctx, http.MethodGet, s.C.relay()+"/c/"+s.Socket+"?"+q.Encode(), s.Host, nil, nil)
 }
 
 // Collect polls until want data messages (text or binary) arrived or a

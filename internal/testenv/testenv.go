@@ -223,7 +223,7 @@ func NewStack(t testing.TB, opts StackOptions) *Stack {
 	ccfg := httpconn.Config{HTTP: srv.Config, MaxBody: rl.MaxBody(), Log: log}
 	if !opts.NetHTTP {
 		// As in the product: session requests take the fast loop.
-		ccfg.Accept = relay.Accept
+		ccfg.Accept, ccfg.WantBody = relay.Accept, rl.WantBody
 	}
 	conns, err := httpconn.New(ccfg)
 	if err != nil {

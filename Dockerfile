@@ -27,6 +27,10 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/polysocket /usr/local/bin/polysocket
 USER nonroot:nonroot
 ENV POLYSOCKET_LOG_FORMAT=json
+# The admin listener (/metrics, /debug/pprof/) on the container network,
+# for a Prometheus there. Not EXPOSEd, so `docker run -P` does not
+# publish it: never publish it (docs/OPERATIONS.md).
+ENV POLYSOCKET_ADMIN_LISTEN=:9090
 # both: 8080; router: 8081; relay: 8082 (the subcommands' defaults, but
 # listening on all interfaces needs --listen :PORT inside a container).
 EXPOSE 8080 8081 8082

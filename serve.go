@@ -40,7 +40,8 @@ func serverFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "http-idle-timeout", Value: 120 * time.Second, Usage: "how long an idle keep-alive connection stays open", EnvVars: env("HTTP_IDLE_TIMEOUT")},
 		&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate (chain) file: serve HTTPS instead of HTTP (with --tls-key; a relay needs a wildcard certificate for *.fqdn too)", EnvVars: env("TLS_CERT")},
 		&cli.StringFlag{Name: "tls-key", Usage: "PEM private key file of --tls-cert", EnvVars: env("TLS_KEY")},
-		&cli.BoolFlag{Name: "metrics", Value: true, Usage: "serve Prometheus metrics at /metrics", EnvVars: env("METRICS")},
+		&cli.StringFlag{Name: "admin-listen", Value: "127.0.0.1:9090", Usage: "address of the admin listener, which serves /metrics and /debug/pprof/ (never the public one; keep it off the internet); empty or \"off\": none", EnvVars: env("ADMIN_LISTEN")},
+		&cli.BoolFlag{Name: "metrics", Value: true, Usage: "serve Prometheus metrics at /metrics on --admin-listen", EnvVars: env("METRICS")},
 	)
 }
 
@@ -62,7 +63,6 @@ func relayFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "forward-for", Value: true, Usage: "pass the browser's address to the target in X-Forwarded-For", EnvVars: env("FORWARD_FOR")},
 		&cli.BoolFlag{Name: "allow-private", Usage: "let the relay dial private, loopback and other special-purpose addresses (see docs/SSRF.md)", EnvVars: env("ALLOW_PRIVATE")},
 		&cli.StringSliceFlag{Name: "allow-cidr", Usage: "a special-purpose range the relay may dial anyway (repeatable), e.g. 10.1.2.0/24", EnvVars: env("ALLOW_CIDR")},
-		&cli.StringFlag{Name: "pprof", Usage: "serve net/http/pprof on this address (e.g. 127.0.0.1:6060), on its own listener, never on the public one; off by default", EnvVars: env("PPROF")},
 		&cli.IntFlag{Name: "gc-percent", Usage: "the Go GC's target heap growth over the live heap, percent (GOGC; 0: $GOGC if set, else 50); lower trades GC CPU for less memory per idle session", EnvVars: env("GC_PERCENT")},
 		&cli.StringFlag{Name: "memory-limit", Usage: "soft memory limit of the Go runtime (GOMEMLIMIT), e.g. 512MiB or 2GiB; the GC works harder as the process nears it (empty: none)", EnvVars: env("MEMORY_LIMIT")},
 		&cli.StringFlag{Name: "target-ca", Usage: "PEM file of extra CA certificates trusted for wss:// targets, besides the system roots", EnvVars: env("TARGET_CA")},
@@ -138,8 +138,23 @@ func parseBytes(s string) (int64, error) {
 	return n * mult, nil
 }
 
+// relayPlace is what a relay knows of its own place on the network.
+type relayPlace struct {
+	// fqdn is the relay's public host[:port].
+	fqdn string
+	// self are the addresses the process serves on (public and admin).
+	self []netip.AddrPort
+	// loopback lets the relay dial loopback targets: the dev token of
+	// `both` on a loopback listener, or with --dev-any-loopback.
+	loopback bool
+	// echo reaches the built-in echo target; a target naming the relay
+	// itself goes there (netguard.Guard.DialFunc). Nil: such a target is
+	// refused.
+	echo func(ctx context.Context) (net.Conn, error)
+}
+
 // relayConfig builds the relay's configuration from its flags.
-func relayConfig(c *cli.Context, fqdn string, self []netip.AddrPort, devLoopback bool) (relay.Config, error) {
+func relayConfig(c *cli.Context, place relayPlace) (relay.Config, error) {
 	allow := make([]netip.Prefix, 0, len(c.StringSlice("allow-cidr")))
 	for _, s := range c.StringSlice("allow-cidr") {
 		p, err := netip.ParsePrefix(s)
@@ -148,17 +163,20 @@ func relayConfig(c *cli.Context, fqdn string, self []netip.AddrPort, devLoopback
 		}
 		allow = append(allow, p)
 	}
-	if devLoopback {
+	if place.loopback {
 		allow = append(allow, netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"))
 	}
 	tlsConf, err := targetTLS(c.String("target-ca"))
 	if err != nil {
 		return relay.Config{}, err
 	}
-	guard := netguard.New(netguard.Config{AllowPrivate: c.Bool("allow-private"), Allow: allow, Self: self})
+	guard := netguard.New(netguard.Config{
+		AllowPrivate: c.Bool("allow-private"), Allow: allow,
+		Self: place.self, SelfNames: []string{place.fqdn},
+	})
 	return relay.Config{
 		ID:       c.String("id"),
-		FQDN:     fqdn,
+		FQDN:     place.fqdn,
 		Capacity: c.Int("capacity"),
 		MaxTTL:   c.Duration("max-ttl"),
 		MaxBody:  c.Int64("max-body"),
@@ -175,42 +193,12 @@ func relayConfig(c *cli.Context, fqdn string, self []netip.AddrPort, devLoopback
 			ForwardOrigin:    c.Bool("forward-origin"),
 			ForwardFor:       c.Bool("forward-for"),
 			// Every TCP connection to a target, DNS answers and
-			// happy-eyeballs fallbacks included, passes the guard.
-			DialContext:     refuseNumericHosts(guard.Dialer(c.Duration("dial-timeout")).DialContext),
+			// happy-eyeballs fallbacks included, passes the guard; the
+			// relay itself is never dialed.
+			DialContext:     guard.DialFunc(c.Duration("dial-timeout"), place.echo),
 			TLSClientConfig: tlsConf,
 		},
 	}, nil
-}
-
-// refuseNumericHosts refuses a host name that "ends in a number" (the
-// WHATWG URL rule): 127.1, 2130706433, 0x7f000001, 017700000001. Browsers
-// read these as IPv4 addresses and no public DNS name looks like that
-// (no top-level domain is numeric), so rather than ask DNS about them the
-// relay refuses them outright; an IP literal goes on to the guard.
-func refuseNumericHosts(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		host, _, err := net.SplitHostPort(addr)
-		if err == nil && endsInNumber(host) {
-			if _, perr := netip.ParseAddr(host); perr != nil {
-				return nil, &netguard.BlockedError{Reason: fmt.Sprintf("host %q is a numeric IPv4 spelling, not a DNS name", host)}
-			}
-		}
-		return dial(ctx, network, addr)
-	}
-}
-
-// endsInNumber reports whether host's last label (ignoring one trailing
-// dot) is all decimal digits or a 0x hexadecimal number.
-func endsInNumber(host string) bool {
-	host = strings.TrimSuffix(host, ".")
-	last := host[strings.LastIndexByte(host, '.')+1:]
-	if last == "" {
-		return false
-	}
-	if rest, ok := strings.CutPrefix(strings.ToLower(last), "0x"); ok {
-		return strings.Trim(rest, "0123456789abcdef") == ""
-	}
-	return strings.Trim(last, "0123456789") == ""
 }
 
 // targetTLS is the TLS client configuration for wss:// targets: the
@@ -252,16 +240,33 @@ func serverTLS(c *cli.Context) (*tls.Config, error) {
 
 // routerConfig builds the router's configuration from its flags; the
 // client address honours X-Forwarded-For from --trusted-proxy only.
-func routerConfig(c *cli.Context, m *metrics.Metrics) (router.Config, error) {
+func routerConfig(c *cli.Context, m *metrics.Metrics, log *zap.Logger) (router.Config, error) {
 	trusted, err := ratelimit.ParsePrefixes(c.StringSlice("trusted-proxy"))
 	if err != nil {
 		return router.Config{}, fmt.Errorf("--trusted-proxy: %w", err)
 	}
 	return router.Config{
 		EstablishTimeout: c.Duration("establish-timeout"),
-		ClientAddr:       ratelimit.ClientAddr(trusted),
+		ClientAddr:       warnUntrustedProxy(trusted, log),
 		OnCreate:         m.OnCreate,
 	}, nil
+}
+
+// warnUntrustedProxy is ratelimit.ClientAddr that also logs, once, a
+// request carrying X-Forwarded-For from a peer not in trusted: most
+// likely a load balancer that --trusted-proxy should name, without which
+// its users share one create limit (docs/DEPLOY.md).
+func warnUntrustedProxy(trusted []netip.Prefix, log *zap.Logger) func(*http.Request) string {
+	addr := ratelimit.ClientAddr(trusted)
+	check := ratelimit.WarnUntrusted(trusted, func(peer string) {
+		log.Warn("a /create request carries X-Forwarded-For from a peer that is not a trusted proxy: the header is ignored, so "+
+			"every client behind that proxy counts as the proxy for the per-address create limit; if it is your load balancer, "+
+			"name it with --trusted-proxy (docs/DEPLOY.md). Logged once.", zap.String("peer", peer))
+	})
+	return func(r *http.Request) string {
+		check(r)
+		return addr(r)
+	}
 }
 
 // createLimit wraps /create in the per-client-address rate limit, when
@@ -274,14 +279,61 @@ func createLimit(c *cli.Context, h http.Handler, cfg router.Config, m *metrics.M
 	return l.Middleware(h, cfg.ClientAddr, func() { m.LimitRefused(metrics.LimitRate) })
 }
 
-// selfAddrs are the addresses the relay serves on, which it must never
-// dial.
-func selfAddrs(ln net.Listener) []netip.AddrPort {
-	ap, err := netip.ParseAddrPort(ln.Addr().String())
-	if err != nil {
-		return nil
+// listeners are a process's sockets: the public one, and the admin one
+// (nil with --admin-listen off).
+type listeners struct {
+	public, admin net.Listener
+}
+
+// openListeners opens --listen and --admin-listen.
+func openListeners(c *cli.Context) (listeners, error) {
+	var ls listeners
+	var err error
+	if ls.public, err = net.Listen("tcp", c.String("listen")); err != nil {
+		return ls, err
 	}
-	return []netip.AddrPort{ap}
+	if ls.admin, err = listenAdmin(c.String("admin-listen")); err != nil {
+		ls.public.Close()
+		return listeners{}, err
+	}
+	return ls, nil
+}
+
+// listenAdmin opens the admin listener; none for "" or "off".
+func listenAdmin(addr string) (net.Listener, error) {
+	if addr == "" || addr == "off" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		// The usual cause: another polysocket on this machine has the
+		// default 127.0.0.1:9090.
+		return nil, fmt.Errorf("--admin-listen %s: %w (give each process on a machine its own --admin-listen, or off)", addr, err)
+	}
+	return ln, nil
+}
+
+// close closes the listeners (those run has not taken over).
+func (ls listeners) close() {
+	ls.public.Close()
+	if ls.admin != nil {
+		ls.admin.Close()
+	}
+}
+
+// selfAddrs are the addresses the process serves on, which its relay
+// must never dial.
+func (ls listeners) selfAddrs() []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, ln := range []net.Listener{ls.public, ls.admin} {
+		if ln == nil {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil {
+			out = append(out, ap)
+		}
+	}
+	return out
 }
 
 // newServer is an http.Server with timeouts against slow clients; the
@@ -299,22 +351,23 @@ func newServer(c *cli.Context, h http.Handler, log *zap.Logger, maxTTL time.Dura
 }
 
 // newProcess builds the process: mux serves the public endpoints, rl
-// (nil in a router) its sessions; busCheck is /readyz's.
-func newProcess(c *cli.Context, log *zap.Logger, ln net.Listener, mux *http.ServeMux, rl *relay.Relay, m *metrics.Metrics, busCheck func(context.Context) error) (*process.Process, error) {
+// (nil in a router) its sessions; busCheck is /readyz's. Metrics and
+// profiles go on the admin listener.
+func newProcess(c *cli.Context, log *zap.Logger, ls listeners, mux *http.ServeMux, rl *relay.Relay, m *metrics.Metrics, busCheck func(context.Context) error) (*process.Process, error) {
 	tlsConf, err := serverTLS(c)
 	if err != nil {
 		return nil, err
 	}
 	var maxTTL time.Duration
 	cfg := process.Config{
-		Listener: ln, TLS: tlsConf, Relay: rl, Metrics: m, MetricsEndpoint: c.Bool("metrics"),
+		Listener: ls.public, TLS: tlsConf, Relay: rl, Metrics: m,
+		Admin: ls.admin, AdminMetrics: c.Bool("metrics"),
 		BusCheck: busCheck, ShutdownTimeout: c.Duration("shutdown-timeout"), Log: log,
 	}
 	if rl != nil {
 		maxTTL = c.Duration("max-ttl")
 		cfg.DrainTimeout = c.Duration("drain-timeout")
 		cfg.CloseGrace = c.Duration("close-grace")
-		cfg.PprofAddr = c.String("pprof")
 	}
 	cfg.HTTP = newServer(c, mux, log, maxTTL)
 	return process.New(cfg)

@@ -51,6 +51,14 @@ type Config struct {
 	// knows the port; Check judges an address without a port. Nil refuses
 	// no port in particular.
 	Self []netip.AddrPort
+
+	// SelfNames are the relay's public names, "host" or "host:port" (its
+	// fqdn): a target host equal to one or under it ({uniq}.fqdn, the
+	// session hosts) is the relay itself, on that port only, or on any
+	// port without one. They are compared before DNS (IsSelfHost,
+	// DialFunc), so a name that resolves to a load balancer in front of
+	// the relay is still caught. Nil: none.
+	SelfNames []string
 }
 
 // Guard decides whether the relay may connect to an address. Build it with
@@ -59,6 +67,7 @@ type Guard struct {
 	allowPrivate bool
 	allow        []netip.Prefix
 	self         []netip.AddrPort
+	selfNames    []selfName
 }
 
 // New returns a Guard for cfg. It copies the slices in cfg, so later changes
@@ -77,6 +86,11 @@ func New(cfg Config) *Guard {
 	for _, s := range cfg.Self {
 		if s.Addr().IsValid() {
 			g.self = append(g.self, netip.AddrPortFrom(s.Addr().Unmap().WithZone(""), s.Port()))
+		}
+	}
+	for _, s := range cfg.SelfNames {
+		if n, ok := parseSelfName(s); ok {
+			g.selfNames = append(g.selfNames, n)
 		}
 	}
 	return g

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -124,13 +125,45 @@ func TestCreateRateLimit(t *testing.T) {
 		t.Errorf("rate refusals %v, want 3", m[`polysocket_limit_refusals_total{limit="rate"}`])
 	}
 
-	// Without --trusted-proxy, X-Forwarded-For is ignored: every request
-	// comes from 127.0.0.1.
+	// IPv6 clients count by /64: another address of the same /64 is the
+	// same client.
+	for i := 1; i <= 3; i++ {
+		if _, code, _ := createFrom(t, p, "2001:db8:1:1::"+strconv.Itoa(i), ""); code != "token" {
+			t.Fatalf("IPv6 create %d: code %q, want token", i, code)
+		}
+	}
+	if _, code, _ := createFrom(t, p, "2001:db8:1:1:ffff::9", ""); code != "limit" {
+		t.Fatalf("4th create from the same /64: code %q, want limit", code)
+	}
+	if _, code, _ := createFrom(t, p, "2001:db8:1:2::1", ""); code != "token" {
+		t.Fatalf("another /64: code %q, want token", code)
+	}
+}
+
+// TestCreateLimitSparesLoopback checks that the machine itself is never
+// held to the create limit (a test suite against `polysocket both`),
+// and that X-Forwarded-For from a proxy not named by --trusted-proxy is
+// ignored, with one warning that names the flag.
+func TestCreateLimitSparesLoopback(t *testing.T) {
 	q := startProc(t, proctest.Options{}, "both", "--echo=false", "--create-rate", "0.01", "--create-burst", "2")
-	createFrom(t, q, "203.0.113.1", "")
-	createFrom(t, q, "203.0.113.2", "")
-	if _, code, _ := createFrom(t, q, "203.0.113.3", ""); code != "limit" {
-		t.Fatalf("untrusted X-Forwarded-For was believed: code %q", code)
+	for i := 0; i < 10; i++ {
+		if _, code, _ := createFrom(t, q, "", ""); code != "token" {
+			t.Fatalf("create %d from loopback: code %q, want token (not limited)", i, code)
+		}
+	}
+	// Ignored: the client is 127.0.0.1, whatever the header says.
+	for i := 0; i < 5; i++ {
+		if _, code, _ := createFrom(t, q, "203.0.113.3", ""); code != "token" {
+			t.Fatalf("untrusted X-Forwarded-For was believed: create %d: code %q", i, code)
+		}
+	}
+	var log string
+	testenv.WaitFor(t, 5*time.Second, "the untrusted-proxy warning in the log", func() bool {
+		log = q.LogTail(200)
+		return strings.Contains(log, "--trusted-proxy")
+	})
+	if n := strings.Count(log, "not a trusted proxy"); n != 1 {
+		t.Fatalf("the warning was logged %d times, want once:\n%s", n, log)
 	}
 }
 

@@ -21,11 +21,11 @@ func startProc(t testing.TB, opts proctest.Options, args ...string) *proctest.Pr
 	return proctest.Start(t, opts)
 }
 
-// scrape reads /metrics into a map from series (name{labels} as printed)
-// to value.
+// scrape reads /metrics from the admin listener into a map from series
+// (name{labels} as printed) to value.
 func scrape(t testing.TB, p *proctest.Proc) map[string]float64 {
 	t.Helper()
-	resp, err := p.Client().Get(p.URL() + "/metrics")
+	resp, err := p.Client().Get(p.AdminURL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

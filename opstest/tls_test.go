@@ -245,3 +245,27 @@ func TestWSSTargetCA(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTLSBuiltInEcho checks that the built-in echo, which a relay
+// reaches apart from its own listener (it never dials itself), still
+// answers wss:// with the listener's certificate when `both` serves TLS.
+func TestTLSBuiltInEcho(t *testing.T) {
+	ca := newCA(t, "polysocket test CA")
+	cert, key := ca.leaf(t, "localhost", "*.localhost")
+	addr := proctest.FreeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	p := startProc(t, proctest.Options{Addr: addr, TLS: &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"}},
+		"both", "--create-rate", "0", "--drain-timeout", "100ms", "--close-grace", "100ms",
+		"--token", "t", "--token-target", "wss://localhost:*", "--token-limit", "10", "--allow-cidr", "127.0.0.0/8",
+		"--tls-cert", writeFile(t, "cert.pem", cert), "--tls-key", writeFile(t, "key.pem", key),
+		"--target-ca", writeFile(t, "ca.pem", ca.pem))
+	cl := &testenv.Client{Base: p.URL(), HTTP: p.Client(), Token: "t"}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if r, st, err := cl.Create(ctx, "wss://localhost:"+port+"/echo", nil); err != nil || !r.OK {
+		t.Fatalf("create to the built-in echo over wss: status %d, %+v, %v", st, r, err)
+	}
+	if r, _, err := cl.Create(ctx, "wss://localhost:"+port+"/create", nil); err != nil || r.OK {
+		t.Fatalf("create to the relay's own /create over wss: %+v, %v; want a refusal", r, err)
+	}
+}

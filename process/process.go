@@ -1,7 +1,7 @@
 // Package process runs one polysocket process: its HTTP listener (the
 // relay's sessions through httpconn's fast loop, everything else
 // through net/http), the relay's bus loops, the health endpoints, an
-// optional pprof listener, and the shutdown: a relay's drain first,
+// optional admin listener (metrics, profiles), and the shutdown: a relay's drain first,
 // then HTTP, then the sessions. The CLI builds a Config and calls New
 // and Run; SignalContext gives Run its SIGTERM.
 package process
@@ -38,10 +38,8 @@ type Config struct {
 	// Relay, if set, is run, drained and shut down with the process, and
 	// its session requests take httpconn's fast loop. Nil in a router.
 	Relay *relay.Relay
-	// Metrics counts every response; MetricsEndpoint serves /metrics.
-	// Required.
-	Metrics         *metrics.Metrics
-	MetricsEndpoint bool
+	// Metrics counts every public response. Required.
+	Metrics *metrics.Metrics
 	// BusCheck reports whether the bus answers, for /readyz; nil: the
 	// in-process bus, which always does.
 	BusCheck func(context.Context) error
@@ -50,9 +48,11 @@ type Config struct {
 	// the close message. ShutdownTimeout bounds HTTP's shutdown, and
 	// that of the sessions. Zero: no wait.
 	DrainTimeout, CloseGrace, ShutdownTimeout time.Duration
-	// PprofAddr, if set, is where New listens for the profiling
-	// endpoints: their own listener, never the public one.
-	PprofAddr string
+	// Admin, if set, serves the profiles, and /metrics with
+	// AdminMetrics: their own listener, meant for loopback or an
+	// operator network, never the public one. Run closes it.
+	Admin        net.Listener
+	AdminMetrics bool
 	// Log is the process's logger. Required.
 	Log *zap.Logger
 }
@@ -60,18 +60,16 @@ type Config struct {
 // Process is one running polysocket process. Create it with New; Run
 // it once.
 type Process struct {
-	cfg     Config
-	log     *zap.Logger
-	conns   *httpconn.Server // a relay's connections; nil in a router
-	pprof   *http.Server     // nil without PprofAddr
-	pprofLn net.Listener
+	cfg   Config
+	log   *zap.Logger
+	conns *httpconn.Server // a relay's connections; nil in a router
+	admin *http.Server     // nil without Config.Admin
 
 	draining atomic.Bool
 }
 
-// New checks cfg, wraps the public handler with the health endpoints
-// and the response metrics, and opens the pprof listener. It starts
-// nothing.
+// New checks cfg and wraps the public handler with the health
+// endpoints and the response metrics. It starts nothing.
 func New(cfg Config) (*Process, error) {
 	if cfg.Listener == nil || cfg.HTTP == nil || cfg.HTTP.Handler == nil || cfg.Metrics == nil || cfg.Log == nil {
 		return nil, errors.New("process: Listener, HTTP with a Handler, Metrics and Log are required")
@@ -80,9 +78,6 @@ func New(cfg Config) (*Process, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", p.healthz)
 	mux.HandleFunc("/readyz", p.readyz)
-	if cfg.MetricsEndpoint {
-		mux.Handle("/metrics", cfg.Metrics.Handler())
-	}
 	mux.Handle("/", cfg.HTTP.Handler)
 	var h http.Handler = mux
 	if cfg.Relay != nil {
@@ -110,10 +105,8 @@ func New(cfg Config) (*Process, error) {
 			return nil, err
 		}
 	}
-	if cfg.PprofAddr != "" {
-		if err := p.listenPprof(cfg.PprofAddr); err != nil {
-			return nil, err
-		}
+	if cfg.Admin != nil {
+		p.admin = newAdmin(cfg.AdminMetrics, cfg.Metrics, cfg.Log)
 	}
 	return p, nil
 }
@@ -133,27 +126,25 @@ func (h relayFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.rest.ServeHTTP(w, r)
 }
 
-// listenPprof opens the pprof listener. The profiles reveal memory
-// contents and cost CPU, so they get their own mux and listener, meant
-// for loopback or an operator network, and never the public handler.
-func (p *Process) listenPprof(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("--pprof: %w", err)
-	}
+// newAdmin is the admin listener's server. Metrics tell strangers about
+// the traffic, and profiles reveal the process's state and cost CPU, so
+// they have their own listener, meant for loopback or an operator
+// network, and never the public handler. /debug/pprof/cmdline is left
+// out: the command line may hold a Redis password.
+func newAdmin(withMetrics bool, m *metrics.Metrics, log *zap.Logger) *http.Server {
 	mux := http.NewServeMux()
+	if withMetrics {
+		mux.Handle("/metrics", m.Handler())
+	}
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	p.pprofLn = ln
-	p.pprof = &http.Server{
+	return &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          zap.NewStdLog(p.log.Named("pprof")),
+		ErrorLog:          zap.NewStdLog(log.Named("admin")),
 	}
-	return nil
 }
 
 // healthz answers 200 while the process runs (liveness).
@@ -210,7 +201,7 @@ func (p *Process) Run(ctx context.Context) error {
 	return err
 }
 
-// start runs the relay's loops, HTTP and pprof on goroutines counted in
+// start runs the relay's loops, HTTP and the admin server on goroutines counted in
 // wg; a failure goes to errc.
 func (p *Process) start(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) {
 	goFunc := func(f func()) {
@@ -232,13 +223,13 @@ func (p *Process) start(ctx context.Context, wg *sync.WaitGroup, errc chan<- err
 			errc <- fmt.Errorf("serving HTTP: %w", err)
 		}
 	})
-	if p.pprof != nil {
+	if p.admin != nil {
 		goFunc(func() {
-			if err := p.pprof.Serve(p.pprofLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				p.log.Warn("serving pprof", zap.Error(err))
+			if err := p.admin.Serve(p.cfg.Admin); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				p.log.Warn("serving the admin listener", zap.Error(err))
 			}
 		})
-		p.log.Info("pprof listening", zap.String("addr", p.pprofLn.Addr().String()))
+		p.log.Info("admin listening (/metrics, /debug/pprof/)", zap.String("addr", p.cfg.Admin.Addr().String()))
 	}
 	p.log.Info("listening", zap.String("addr", p.cfg.Listener.Addr().String()), zap.Bool("tls", p.cfg.TLS != nil))
 }
@@ -288,9 +279,10 @@ func (p *Process) stop() {
 		}
 		cancel()
 	}
-	if p.pprof != nil {
-		// A running CPU profile or trace is cut short rather than awaited.
-		p.pprof.Close()
+	if p.admin != nil {
+		// Closed last, so the drain can be watched; a running CPU
+		// profile or trace is cut short rather than awaited.
+		p.admin.Close()
 	}
 }
 

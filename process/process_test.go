@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ type env struct {
 	done   chan error
 }
 
-func start(t *testing.T, drain time.Duration, pprofAddr string) *env {
+func start(t *testing.T, drain time.Duration, admin net.Listener) *env {
 	t.Helper()
 	log := zaptest.NewLogger(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -46,7 +47,7 @@ func start(t *testing.T, drain time.Duration, pprofAddr string) *env {
 	p, err := process.New(process.Config{
 		Listener: ln, HTTP: &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: 5 * time.Second},
 		Relay: rl, Metrics: metrics.New(), DrainTimeout: drain, CloseGrace: 5 * time.Second,
-		ShutdownTimeout: 5 * time.Second, PprofAddr: pprofAddr, Log: log,
+		ShutdownTimeout: 5 * time.Second, Admin: admin, AdminMetrics: true, Log: log,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +95,7 @@ type pollAnswer struct {
 // its close message HTTP stops and Run returns.
 func TestDrainOrder(t *testing.T) {
 	tg := testenv.NewTarget(t, testenv.TargetOptions{})
-	e := start(t, time.Second, "")
+	e := start(t, time.Second, nil)
 	testenv.WaitFor(t, 5*time.Second, "readiness", func() bool { code, _ := get(t, e.base+"/readyz", ""); return code == http.StatusOK })
 	rep := e.relay.Establish(control.EstablishRequest{ID: "1", Target: tg.URL, Token: "t"})
 	if !rep.OK {
@@ -135,22 +136,34 @@ func TestDrainOrder(t *testing.T) {
 	}
 }
 
-// New opens the pprof listener, which serves the profiles; the public
-// listener does not.
+// The admin listener serves metrics and profiles; the public one does
+// not, and Run closes both.
 func TestListeners(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	admin, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pprofAddr := ln.Addr().String()
-	ln.Close() // a free port for New to open
-	e := start(t, 0, pprofAddr)
+	adminURL := "http://" + admin.Addr().String()
+	e := start(t, 0, admin)
 	testenv.WaitFor(t, 5*time.Second, "health", func() bool { code, _ := get(t, e.base+"/healthz", ""); return code == http.StatusOK })
-	if code, _ := get(t, "http://"+pprofAddr+"/debug/pprof/", ""); code != http.StatusOK {
-		t.Errorf("pprof listener: %d", code)
+	for _, path := range []string{"/debug/pprof/", "/metrics"} {
+		if code, _ := get(t, adminURL+path, ""); code != http.StatusOK {
+			t.Errorf("admin listener %s: %d", path, code)
+		}
+		if code, _ := get(t, e.base+path, ""); code != http.StatusNotFound {
+			t.Errorf("public listener serves %s: %d", path, code)
+		}
 	}
-	if code, _ := get(t, e.base+"/debug/pprof/", ""); code != http.StatusNotFound {
-		t.Errorf("public listener serves pprof: %d", code)
+	e.cancel()
+	if err := <-e.done; err != nil {
+		t.Fatal(err)
+	}
+	e.done <- nil // for cleanup
+	for _, addr := range []string{admin.Addr().String(), strings.TrimPrefix(e.base, "http://")} {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s still listening after Run", addr)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 )
 
 // ClientAddr returns a function that finds a request's client address:
@@ -14,15 +15,7 @@ import (
 // further left were written by the client itself and cannot be believed.
 // With no trusted prefixes, X-Forwarded-For is ignored.
 func ClientAddr(trusted []netip.Prefix) func(*http.Request) string {
-	isTrusted := func(a netip.Addr) bool {
-		a = a.Unmap()
-		for _, p := range trusted {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
-	}
+	isTrusted := func(a netip.Addr) bool { return contains(trusted, a) }
 	return func(r *http.Request) string {
 		peer := peerAddr(r.RemoteAddr)
 		if len(trusted) == 0 || !peer.IsValid() || !isTrusted(peer) {
@@ -46,6 +39,40 @@ func ClientAddr(trusted []netip.Prefix) func(*http.Request) string {
 			}
 		}
 		return client.String()
+	}
+}
+
+// contains reports whether a (unmapped) is inside one of prefixes.
+func contains(prefixes []netip.Prefix, a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// WarnUntrusted returns a check to run on every request: the first
+// request that carries X-Forwarded-For from a peer outside trusted
+// calls warn once with the peer's address. ClientAddr ignores such a
+// header, so behind a proxy that is not trusted every client has the
+// proxy's address: all of them share one create limit (or, with a proxy
+// on loopback, none is limited), and targets see the proxy as the
+// client. The check may be called concurrently.
+func WarnUntrusted(trusted []netip.Prefix, warn func(peer string)) func(*http.Request) {
+	var warned atomic.Bool
+	return func(r *http.Request) {
+		if warned.Load() || len(r.Header["X-Forwarded-For"]) == 0 {
+			return
+		}
+		peer := peerAddr(r.RemoteAddr)
+		if peer.IsValid() && contains(trusted, peer) {
+			return
+		}
+		if warned.CompareAndSwap(false, true) {
+			warn(addrString(peer, r.RemoteAddr))
+		}
 	}
 }
 

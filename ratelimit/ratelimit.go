@@ -1,11 +1,13 @@
 // Package ratelimit limits how fast each client address may call an
 // endpoint (the router's /create), with a token bucket per address
-// (golang.org/x/time/rate), and finds a request's client address behind
+// (golang.org/x/time/rate; an IPv6 /64 counts as one address, loopback
+// is not limited, see Key), and finds a request's client address behind
 // trusted reverse proxies.
 package ratelimit
 
 import (
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -61,19 +63,48 @@ func New(cfg Config) *Limiter {
 }
 
 // Allow reports whether the client at addr may make a request now, and
-// takes a token if so.
+// takes a token from its bucket (see Key) if so.
 func (l *Limiter) Allow(addr string) bool {
+	key, limited := Key(addr)
+	if !limited {
+		return true
+	}
 	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sweepLocked(now)
-	c, ok := l.clients[addr]
+	c, ok := l.clients[key]
 	if !ok {
 		c = &client{lim: rate.NewLimiter(rate.Limit(l.cfg.Rate), l.cfg.Burst)}
-		l.clients[addr] = c
+		l.clients[key] = c
 	}
 	c.seen = now
 	return c.lim.AllowN(now, 1)
+}
+
+// Key is the bucket a client address counts against, and whether it is
+// limited at all:
+//   - an IPv6 address counts by its /64: that is what one subscriber or
+//     host usually gets, so a client could otherwise take a fresh
+//     address (and a fresh bucket) for every request;
+//   - an IPv4 address (an IPv4-mapped one too) counts by itself;
+//   - loopback is not limited: it is the machine itself (a developer, a
+//     test suite against `polysocket both`). A proxy on loopback must be
+//     named trusted, or its clients all look like loopback;
+//   - anything that is not an IP address counts as written.
+func Key(addr string) (key string, limited bool) {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr, true
+	}
+	a = a.Unmap().WithZone("")
+	switch {
+	case a.IsLoopback():
+		return "", false
+	case a.Is6():
+		return netip.PrefixFrom(a, 64).Masked().String(), true
+	}
+	return a.String(), true
 }
 
 // refill is how long an idle bucket takes to fill up: after that,

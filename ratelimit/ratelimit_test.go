@@ -148,3 +148,107 @@ func TestMiddleware(t *testing.T) {
 		t.Fatalf("refused %d, want 3", refused)
 	}
 }
+
+func TestKey(t *testing.T) {
+	for _, tc := range []struct {
+		addr, key string
+		limited   bool
+	}{
+		{"203.0.113.9", "203.0.113.9", true},
+		{"::ffff:203.0.113.9", "203.0.113.9", true},
+		{"2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64", true},
+		{"2001:db8:1:2::1", "2001:db8:1:2::/64", true},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64", true},
+		{"fe80::1%eth0", "fe80::/64", true},
+		{"127.0.0.1", "", false},
+		{"127.9.9.9", "", false},
+		{"::1", "", false},
+		{"::ffff:127.0.0.1", "", false},
+		{"not-an-ip", "not-an-ip", true},
+	} {
+		key, limited := Key(tc.addr)
+		if key != tc.key || limited != tc.limited {
+			t.Errorf("Key(%q) = %q, %v; want %q, %v", tc.addr, key, limited, tc.key, tc.limited)
+		}
+	}
+}
+
+// TestLimiterIPv6By64 checks that a client cannot escape its bucket by
+// taking another address of its /64, and that another /64 is another
+// client.
+func TestLimiterIPv6By64(t *testing.T) {
+	l := New(Config{Rate: 0.001, Burst: 2})
+	for i := 1; i <= 2; i++ {
+		if !l.Allow("2001:db8:0:1::" + strconv.Itoa(i)) {
+			t.Fatalf("burst: request %d refused", i)
+		}
+	}
+	for _, a := range []string{"2001:db8:0:1::3", "2001:db8:0:1:ffff:ffff:ffff:ffff"} {
+		if l.Allow(a) {
+			t.Fatalf("%s: another address of the same /64 got a fresh bucket", a)
+		}
+	}
+	if !l.Allow("2001:db8:0:2::1") {
+		t.Fatal("another /64 shares the bucket")
+	}
+	if n := l.Len(); n != 2 {
+		t.Fatalf("%d buckets, want 2 (one per /64)", n)
+	}
+}
+
+// TestLimiterLoopbackUnlimited checks that the machine itself (a test
+// suite against `polysocket both`) is never limited, and costs no
+// bucket.
+func TestLimiterLoopbackUnlimited(t *testing.T) {
+	l := New(Config{Rate: 0.001, Burst: 1})
+	for i := 0; i < 100; i++ {
+		for _, a := range []string{"127.0.0.1", "::1", "::ffff:127.0.0.1"} {
+			if !l.Allow(a) {
+				t.Fatalf("request %d from %s refused", i, a)
+			}
+		}
+	}
+	if n := l.Len(); n != 0 {
+		t.Fatalf("%d buckets for loopback, want 0", n)
+	}
+	if !l.Allow("192.0.2.1") || l.Allow("192.0.2.1") {
+		t.Fatal("other addresses are no longer limited")
+	}
+}
+
+func TestWarnUntrusted(t *testing.T) {
+	var mu sync.Mutex
+	var warned []string
+	check := WarnUntrusted([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, func(peer string) {
+		mu.Lock()
+		warned = append(warned, peer)
+		mu.Unlock()
+	})
+	req := func(remote, xff string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/create", nil)
+		r.RemoteAddr = remote
+		if xff != "" {
+			r.Header.Set("X-Forwarded-For", xff)
+		}
+		return r
+	}
+	check(req("203.0.113.1:1", ""))                // no header
+	check(req("10.1.1.1:1", "198.51.100.7"))       // a trusted proxy
+	check(req("[::ffff:10.1.1.1]:1", "192.0.2.1")) // the same, mapped
+	if len(warned) != 0 {
+		t.Fatalf("warned %v without cause", warned)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			check(req("127.0.0.1:5", "198.51.100.7"))
+		}()
+	}
+	wg.Wait()
+	check(req("192.0.2.9:5", "198.51.100.7"))
+	if len(warned) != 1 || warned[0] != "127.0.0.1" {
+		t.Fatalf("warned %v, want once for 127.0.0.1", warned)
+	}
+}

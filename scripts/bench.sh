@@ -188,14 +188,14 @@ if [ -n "$CLUSTER_C" ] && command -v redis-server >/dev/null && command -v redis
   for i in 1 2 3; do
     p=$(freeport)
     "$BIN" relay --redis "$redis" --listen "127.0.0.1:$p" --fqdn "127.0.0.1:$p" --id "bench-relay-$i" \
-      --allow-private --drain-timeout 1s --log-level warn >"$OUT/cluster-relay-$i.log" 2>&1 &
+      --allow-private --drain-timeout 1s --admin-listen off --log-level warn >"$OUT/cluster-relay-$i.log" 2>&1 &
     pids+=($!)
     waitready "http://127.0.0.1:$p/readyz"
   done
   routers=()
   for i in 1 2; do
     p=$(freeport)
-    "$BIN" router --redis "$redis" --listen "127.0.0.1:$p" --create-rate 0 --log-level warn \
+    "$BIN" router --redis "$redis" --listen "127.0.0.1:$p" --create-rate 0 --admin-listen off --log-level warn \
       >"$OUT/cluster-router-$i.log" 2>&1 &
     pids+=($!)
     waitready "http://127.0.0.1:$p/readyz"

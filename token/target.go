@@ -24,8 +24,9 @@ func badTarget(format string, args ...any) error {
 // ParseTarget validates a client-supplied target URL and returns it with
 // the scheme and host lower-cased. It accepts only ws:// and wss:// URLs
 // with a host, and refuses userinfo, fragments, dot segments in the path
-// (also percent-encoded ones), invalid ports, control characters, spaces,
-// non-ASCII bytes and URLs longer than MaxTargetLen. These are refused rather than
+// (also percent-encoded ones), the path forms of checkPathForms, invalid
+// ports, control characters, spaces, non-ASCII bytes and URLs longer
+// than MaxTargetLen. These are refused rather than
 // normalized because a pattern like "/live/*" must not be escaped with
 // "/live/../admin", and because the relay dials exactly what was checked.
 // Every error wraps ErrInvalidTarget.
@@ -68,6 +69,9 @@ func ParseTarget(raw string) (*url.URL, error) {
 		return nil, err
 	}
 	if err := checkDotSegments(u.Path); err != nil {
+		return nil, err
+	}
+	if err := checkPathForms(u); err != nil {
 		return nil, err
 	}
 	// Re-encoding may lengthen the URL (a '"' in the path becomes %22);
@@ -191,6 +195,50 @@ func checkDotSegments(path string) error {
 		}
 	}
 	return nil
+}
+
+// checkPathForms refuses the path forms that servers and proxies read
+// differently from the plain path a pattern is matched against, so that
+// "/live/*" cannot reach "/admin" through them: ';' in a segment (Tomcat,
+// Spring and Jetty drop ";..." as a path parameter, so "/live/..;/admin"
+// is "/live/../admin" to them), a percent-encoded dot, slash or
+// backslash (a server or a proxy that decodes once more sees a new
+// segment), double encoding ("%25" that decodes into an escape: "%252e"
+// and "%25%32%65" are "." after two decodings), and control characters or NUL, raw or encoded
+// (C servers end the path at a NUL). It looks at the path as the relay
+// will send it (EscapedPath) and as decoded.
+func checkPathForms(u *url.URL) error {
+	raw := u.EscapedPath()
+	for i := 0; i+2 < len(raw); i++ {
+		if raw[i] != '%' {
+			continue
+		}
+		switch strings.ToLower(raw[i+1 : i+3]) {
+		case "2e", "2f", "5c":
+			return badTarget("a percent-encoded dot, slash or backslash (%%2e, %%2f, %%5c) is not allowed in the path")
+		}
+	}
+	// Decoded once, the path must hold no escape: "%2541" and
+	// "%25%32%65" are "%41" and "%2e" here, "A" and "." to a second
+	// decoding.
+	for i := 0; i+2 < len(u.Path); i++ {
+		if u.Path[i] == '%' && isHex(u.Path[i+1]) && isHex(u.Path[i+2]) {
+			return badTarget("double percent-encoding (%%25 followed by two hex digits) is not allowed in the path")
+		}
+	}
+	if strings.IndexByte(u.Path, ';') >= 0 {
+		return badTarget("';' is not allowed in the path (servers read ;... in a segment as a parameter)")
+	}
+	for i := 0; i < len(u.Path); i++ {
+		if c := u.Path[i]; c < ' ' || c == 0x7f {
+			return badTarget("a control character or NUL (also percent-encoded) is not allowed in the path")
+		}
+	}
+	return nil
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
 // defaultPort is the port a URL of the scheme means when it names none;

@@ -244,5 +244,57 @@ func FuzzParseTarget(f *testing.F) {
 		if u.Scheme == "ws" && !p.Match(u) {
 			t.Fatalf("ws://*:*/* does not match %q", s)
 		}
+		if checkPathForms(u) != nil || strings.ContainsAny(u.Path, ";\x00") {
+			t.Fatalf("ParseTarget(%q) accepted a refused path form: %q", raw, u.EscapedPath())
+		}
 	})
+}
+
+// TestTargetPathForms checks, against the pattern "/live/*", the path
+// forms that servers (Tomcat, Spring, Jetty) or proxies that decode
+// twice read as another path: each is refused, with the rule in its
+// message, and the plain paths beside them still match.
+func TestTargetPathForms(t *testing.T) {
+	p, err := ParseTargetPattern("ws://host:8080/live/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, errHas string }{
+		{"/live/..;/admin", "';'"},
+		{"/live/%2e%2e;/admin", "percent-encoded dot"},
+		{"/live/%252e%252e/admin", "double percent-encoding"},
+		{"/live/a%00b", "control character or NUL"},
+		{"/live/;jsessionid=x", "';'"},
+		{"/live/a;b/c", "';'"},
+		{"/live/a%3bb", "';'"},
+		{"/live/%2E%2E/admin", "dot segments"},
+		{"/live/.%2e/admin", "dot segments"},
+		{"/live/a%2eb", "percent-encoded dot"},
+		{"/live/a%2Fb", "percent-encoded dot, slash"},
+		{"/live/a%5cb", "backslash"},
+		{"/live/a%5C..%5Cadmin", "dot segments"},
+		{`/live/a\b`, "backslash"},
+		{"/live/%2541", "double percent-encoding"},
+		{"/live/%25%32%65", "double percent-encoding"},
+		{"/live/%25%32%45%25%32%45/admin", "double percent-encoding"},
+		{"/live/%0a", "control character"},
+		{"/live/%1f", "control character"},
+		{"/live/%7f", "control character"},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			u, err := ParseTarget("ws://host:8080" + tc.path)
+			if err == nil {
+				t.Fatalf("accepted as %q (pattern match: %v)", u, p.Match(u))
+			}
+			if !errors.Is(err, ErrInvalidTarget) || !strings.Contains(err.Error(), tc.errHas) {
+				t.Fatalf("error %q: want ErrInvalidTarget mentioning %q", err, tc.errHas)
+			}
+		})
+	}
+	for _, path := range []string{"/live/feed", "/live/a%20b", "/live/100%25", "/live/%25zz", "/live/a.b/c", "/live/x?q=a;b%00"} {
+		u, err := ParseTarget("ws://host:8080" + path)
+		if err != nil || !p.Match(u) {
+			t.Errorf("%s: %v, match %v; want accepted and matching", path, err, err == nil && p.Match(u))
+		}
+	}
 }

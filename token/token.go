@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 )
 
 // ErrNotFound is returned by stores for an unknown token name.
@@ -34,6 +35,22 @@ func Dev() Token {
 		Origins: []string{"*"},
 		Limit:   0,
 	}
+}
+
+// DevEcho returns the dev token narrowed to the echo target of
+// `polysocket both` at each host:port given (ws://{hostport}/echo):
+// what it may reach when `both` listens on an address that is not
+// loopback, where Dev would let any page reach every local port.
+func DevEcho(hostports ...string) Token {
+	t := Dev()
+	t.Targets = nil
+	for _, hp := range hostports {
+		p := "ws://" + hp + "/echo"
+		if !slices.Contains(t.Targets, p) {
+			t.Targets = append(t.Targets, p)
+		}
+	}
+	return t
 }
 
 // Validate checks the name (1 to MaxNameLen characters of A-Z a-z 0-9

@@ -1,6 +1,7 @@
 // Package proctest runs the polysocket binary as real processes for
 // tests: it builds the binary once per test run, starts it with --listen
-// on a loopback address, logging to a file, waits for /healthz, and stops
+// and --admin-listen on loopback addresses of their own, logging to a
+// file, waits for /healthz, and stops
 // it by PID (SIGTERM, then SIGKILL) at cleanup, printing the end of its
 // log when the test failed. A package using it calls RemoveBuild from
 // TestMain.
@@ -127,7 +128,12 @@ type Options struct {
 	Name string
 	// Addr is the address passed as --listen; default FreeAddr.
 	Addr string
-	// Args are the subcommand and its flags; --listen Addr is added.
+	// Admin is the address passed as --admin-listen (metrics and pprof);
+	// default FreeAddr, so that processes never meet on the default
+	// 127.0.0.1:9090. "off" turns the admin listener off.
+	Admin string
+	// Args are the subcommand and its flags; --listen Addr and
+	// --admin-listen Admin are added.
 	Args []string
 	// TLS, if set, is the client configuration trusting the process's
 	// certificate; the process is then reached over https.
@@ -140,6 +146,7 @@ type Options struct {
 type Proc struct {
 	name    string
 	addr    string
+	admin   string // "off": none
 	scheme  string // http or https
 	logPath string
 	cmd     *exec.Cmd
@@ -160,10 +167,14 @@ func Start(t testing.TB, opts Options) *Proc {
 	if opts.Addr == "" {
 		opts.Addr = FreeAddr(t)
 	}
+	if opts.Admin == "" {
+		opts.Admin = FreeAddr(t)
+	}
 	bin := Build(t)
 	p := &Proc{
 		name:    opts.Name,
 		addr:    opts.Addr,
+		admin:   opts.Admin,
 		scheme:  "http",
 		logPath: filepath.Join(t.TempDir(), opts.Name+".log"),
 		exited:  make(chan struct{}),
@@ -180,7 +191,7 @@ func Start(t testing.TB, opts Options) *Proc {
 		t.Fatal(err)
 	}
 	defer logf.Close() // the child has its own descriptor
-	args := append(append([]string(nil), opts.Args...), "--listen", opts.Addr)
+	args := append(append([]string(nil), opts.Args...), "--listen", opts.Addr, "--admin-listen", opts.Admin)
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.Env = Env()
@@ -236,6 +247,15 @@ func (p *Proc) Addr() string { return p.addr }
 
 // URL is the process's base URL.
 func (p *Proc) URL() string { return p.scheme + "://" + p.addr }
+
+// AdminURL is the base URL of the process's admin listener (plain
+// HTTP: /metrics, /debug/pprof/); "" when it is off.
+func (p *Proc) AdminURL() string {
+	if p.admin == "off" {
+		return ""
+	}
+	return "http://" + p.admin
+}
 
 // Client is an HTTP client that reaches the process (trusting its
 // certificate with TLS); its idle connections close at cleanup.

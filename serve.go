@@ -45,18 +45,22 @@ func serverFlags() []cli.Flag {
 	)
 }
 
+// relayFlags are a relay's flags; their defaults are the relay's and
+// the sessions' own (relay.DefaultConfig).
 func relayFlags() []cli.Flag {
+	rd := relay.DefaultConfig()
+	sd := rd.Session
 	return []cli.Flag{
 		&cli.StringFlag{Name: "fqdn", Usage: "the relay's public host[:port]; sessions live at {uniq}.{fqdn} (needs a wildcard DNS record)", EnvVars: env("FQDN")},
 		&cli.StringFlag{Name: "id", Usage: "the relay's name on the bus (default: random)", EnvVars: env("ID")},
-		&cli.IntFlag{Name: "capacity", Value: 10000, Usage: "most live sessions", EnvVars: env("CAPACITY")},
-		&cli.DurationFlag{Name: "dial-timeout", Value: 10 * time.Second, Usage: "time allowed to open the target WebSocket", EnvVars: env("DIAL_TIMEOUT")},
-		&cli.DurationFlag{Name: "idle-timeout", Value: 30 * time.Second, Usage: "a session with no request for this long ends (the target gets 1001)", EnvVars: env("IDLE_TIMEOUT")},
-		&cli.DurationFlag{Name: "ping-interval", Value: 20 * time.Second, Usage: "how often targets are pinged", EnvVars: env("PING_INTERVAL")},
-		&cli.DurationFlag{Name: "park-after", Value: 20 * time.Millisecond, Usage: "how long a held poll that net/http serves (not a plain session request, which the relay serves and parks at once) waits before its connection is taken out of it (parked: far less memory per idle session); negative: at once", EnvVars: env("PARK_AFTER")},
-		&cli.DurationFlag{Name: "max-ttl", Value: 60 * time.Second, Usage: "longest a poll is held", EnvVars: env("MAX_TTL")},
-		&cli.Int64Flag{Name: "max-message", Value: 1 << 20, Usage: "largest message either way, bytes", EnvVars: env("MAX_MESSAGE")},
-		&cli.Int64Flag{Name: "max-buffered", Value: 1 << 20, Usage: "bytes buffered per session before the relay stops reading the target (each message counts 72 bytes besides its payload)", EnvVars: env("MAX_BUFFERED")},
+		&cli.IntFlag{Name: "capacity", Value: rd.Capacity, Usage: "most live sessions", EnvVars: env("CAPACITY")},
+		&cli.DurationFlag{Name: "dial-timeout", Value: sd.DialTimeout, Usage: "time allowed to open the target WebSocket", EnvVars: env("DIAL_TIMEOUT")},
+		&cli.DurationFlag{Name: "idle-timeout", Value: sd.IdleTimeout, Usage: "a session with no request for this long ends (the target gets 1001)", EnvVars: env("IDLE_TIMEOUT")},
+		&cli.DurationFlag{Name: "ping-interval", Value: sd.PingInterval, Usage: "how often targets are pinged", EnvVars: env("PING_INTERVAL")},
+		&cli.DurationFlag{Name: "park-after", Value: rd.ParkAfter, Usage: "how long a held poll that net/http serves (not a plain session request, which the relay serves and parks at once) waits before its connection is taken out of it (parked: far less memory per idle session); negative: at once", EnvVars: env("PARK_AFTER")},
+		&cli.DurationFlag{Name: "max-ttl", Value: rd.MaxTTL, Usage: "longest a poll is held", EnvVars: env("MAX_TTL")},
+		&cli.Int64Flag{Name: "max-message", Value: sd.MaxMessage, Usage: "largest message either way, bytes", EnvVars: env("MAX_MESSAGE")},
+		&cli.Int64Flag{Name: "max-buffered", Value: sd.MaxBuffered, Usage: "bytes buffered per session before the relay stops reading the target (each message counts 72 bytes besides its payload)", EnvVars: env("MAX_BUFFERED")},
 		&cli.Int64Flag{Name: "max-buffered-total", Value: 256 << 20, Usage: "bytes all sessions together buffer (counted as --max-buffered) before every session holding a message stops reading its target until its client takes it; a session holding nothing reads one more, so the total passes this by at most a message a session; 0: no bound", EnvVars: env("MAX_BUFFERED_TOTAL")},
 		&cli.Int64Flag{Name: "max-body", Usage: "largest POST body, bytes (default: 3 × --max-message + 64 KiB)", EnvVars: env("MAX_BODY")},
 		&cli.BoolFlag{Name: "forward-origin", Value: true, Usage: "pass the browser's Origin to the target", EnvVars: env("FORWARD_ORIGIN")},
@@ -73,7 +77,7 @@ func relayFlags() []cli.Flag {
 
 func routerFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.DurationFlag{Name: "establish-timeout", Value: 15 * time.Second, Usage: "how long a relay may take to answer an establish request", EnvVars: env("ESTABLISH_TIMEOUT")},
+		&cli.DurationFlag{Name: "establish-timeout", Value: router.DefaultConfig().EstablishTimeout, Usage: "how long a relay may take to answer an establish request", EnvVars: env("ESTABLISH_TIMEOUT")},
 		&cli.Float64Flag{Name: "create-rate", Value: 10, Usage: "sessions per second one client address may create, sustained (0: no limit)", EnvVars: env("CREATE_RATE")},
 		&cli.IntFlag{Name: "create-burst", Value: 50, Usage: "sessions one client address may create at once", EnvVars: env("CREATE_BURST")},
 		&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable), e.g. 10.0.0.0/8", EnvVars: env("TRUSTED_PROXY")},

@@ -56,12 +56,16 @@ type Config struct {
 	Metrics Metrics
 }
 
+// DefaultConfig is the configuration whose fields the zero Config's
+// defaults fill (ID stays empty: New draws a random one), for a CLI's
+// flag defaults.
+func DefaultConfig() Config {
+	c := Config{}.withDefaults()
+	c.Session = session.DefaultConfig()
+	return c
+}
+
 func (c Config) withDefaults() Config {
-	if c.ID == "" {
-		var b [6]byte
-		_, _ = rand.Read(b[:])
-		c.ID = "relay-" + hex.EncodeToString(b[:])
-	}
 	if c.Capacity == 0 {
 		c.Capacity = 10000
 	}
@@ -117,6 +121,11 @@ type Relay struct {
 // New checks cfg and returns a relay. It starts nothing.
 func New(cfg Config, bus Bus, log *zap.Logger) (*Relay, error) {
 	cfg = cfg.withDefaults()
+	if cfg.ID == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		cfg.ID = "relay-" + hex.EncodeToString(b[:])
+	}
 	if cfg.FQDN == "" {
 		return nil, errors.New("relay: FQDN is required")
 	}

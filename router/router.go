@@ -36,6 +36,10 @@ type Config struct {
 	OnCreate func(code control.Code, why string, took time.Duration)
 }
 
+// DefaultConfig is the configuration whose fields the zero Config's
+// defaults fill, for a CLI's flag defaults.
+func DefaultConfig() Config { return Config{}.withDefaults() }
+
 func (c Config) withDefaults() Config {
 	if c.EstablishTimeout == 0 {
 		c.EstablishTimeout = 15 * time.Second

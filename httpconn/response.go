@@ -102,6 +102,11 @@ func (w *fastWriter) writeOut() error {
 		status = http.StatusOK
 	}
 	b := w.out[:0]
+	if need := 384 + len(w.body); cap(b) < need {
+		// One allocation for the head and body, not one per doubling
+		// (a parked poll's answer starts from an empty writer).
+		b = make([]byte, 0, need)
+	}
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, ' ')

@@ -295,6 +295,7 @@ func newRelay(c *cli.Context, place relayPlace, bus relay.Bus, m *metrics.Metric
 		return nil, err
 	}
 	m.WatchRelay(rl.Registry())
+	m.RelayLimits(cfg.Capacity, cfg.Session.MaxBufferedTotal)
 	return rl, nil
 }
 

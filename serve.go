@@ -61,7 +61,7 @@ func relayFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "max-ttl", Value: rd.MaxTTL, Usage: "longest a poll is held", EnvVars: env("MAX_TTL")},
 		&cli.Int64Flag{Name: "max-message", Value: sd.MaxMessage, Usage: "largest message either way, bytes", EnvVars: env("MAX_MESSAGE")},
 		&cli.Int64Flag{Name: "max-buffered", Value: sd.MaxBuffered, Usage: "bytes buffered per session before the relay stops reading the target (each message counts 72 bytes besides its payload)", EnvVars: env("MAX_BUFFERED")},
-		&cli.Int64Flag{Name: "max-buffered-total", Value: 256 << 20, Usage: "bytes all sessions together buffer (counted as --max-buffered) before every session holding a message stops reading its target until its client takes it; a session holding nothing reads one more, so the total passes this by at most a message a session; 0: no bound", EnvVars: env("MAX_BUFFERED_TOTAL")},
+		&cli.Int64Flag{Name: "max-buffered-total", Value: 256 << 20, Usage: "bytes all sessions together buffer both ways (counted as --max-buffered; client sends held for their turn or being assembled from fragments count too) before every session holding a message stops reading its target until its client takes it, and client sends that would be held are answered 503 (retried); 0: no bound", EnvVars: env("MAX_BUFFERED_TOTAL")},
 		&cli.Int64Flag{Name: "max-body", Usage: "largest POST body, bytes (default: 3 × --max-message + 64 KiB)", EnvVars: env("MAX_BODY")},
 		&cli.BoolFlag{Name: "forward-origin", Value: true, Usage: "pass the browser's Origin to the target", EnvVars: env("FORWARD_ORIGIN")},
 		&cli.BoolFlag{Name: "forward-for", Value: true, Usage: "pass the browser's address to the target in X-Forwarded-For", EnvVars: env("FORWARD_FOR")},

@@ -10,30 +10,34 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 	"github.com/polysocket/polysocket/internal/testenv"
 	"github.com/polysocket/polysocket/session"
 )
 
-// TestBrowser runs every browser case in one Chromium, a new tab (and a
-// new stack) per case.
+// TestBrowser runs every browser case in every engine (Chromium, then
+// Firefox): one browser per engine, a new tab (and a new stack) per case.
 func TestBrowser(t *testing.T) {
-	browser := startBrowser(t)
-	t.Run("echo", func(t *testing.T) { testEcho(t, browser) })
-	t.Run("burst", func(t *testing.T) { testBurst(t, browser) })
-	t.Run("dropped-sends", func(t *testing.T) { testDroppedSends(t, browser) })
-	t.Run("stuck-send", func(t *testing.T) { testStuckSend(t, browser) })
-	t.Run("ten-sessions", func(t *testing.T) { testTenSessions(t, browser) })
-	t.Run("close-by-client", func(t *testing.T) { testCloseByClient(t, browser) })
-	t.Run("close-by-target", func(t *testing.T) { testCloseByTarget(t, browser) })
-	t.Run("relay-ends-session", func(t *testing.T) { testRelayEndsSession(t, browser) })
-	t.Run("relay-lost-session", func(t *testing.T) { testRelayLostSession(t, browser) })
-	t.Run("dropped-poll", func(t *testing.T) { testDroppedPoll(t, browser) })
-	t.Run("page-unload", func(t *testing.T) { testPageUnload(t, browser) })
-	t.Run("native", func(t *testing.T) { testNative(t, browser) })
-	t.Run("native-fails", func(t *testing.T) { testNativeFails(t, browser) })
-	t.Run("demo", func(t *testing.T) { testDemo(t, browser) })
+	runCases(t, launch{}, []browserCase{
+		{"echo", testEcho},
+		{"burst", testBurst},
+		{"dropped-sends", testDroppedSends},
+		{"stuck-send", testStuckSend},
+		{"ten-sessions", testTenSessions},
+		{"close-by-client", testCloseByClient},
+		{"close-by-target", testCloseByTarget},
+		{"relay-ends-session", testRelayEndsSession},
+		{"relay-lost-session", testRelayLostSession},
+		{"dropped-poll", testDroppedPoll},
+		{"page-unload", testPageUnload},
+		{"native", testNative},
+		{"native-fails", testNativeFails},
+		{"hanging-upgrade", testHangingUpgrade},
+		{"nginx", testNginx},
+		{"session-host-unreachable", testSessionHostUnreachable},
+		{"time-to-open", testTimeToOpen},
+		{"demo", testDemo},
+	})
 }
 
 // open opens a PolySocket to target on the page and waits for its open
@@ -76,8 +80,8 @@ func wantBytes(t *testing.T, what string, ev event, kind string, b []byte) {
 
 // testEcho sends every kind of message through one relay session and
 // checks each echo.
-func testEcho(t *testing.T, browser context.Context) {
-	e := newEnv(t, browser, "none", session.Config{})
+func testEcho(t *testing.T, b Browser) {
+	e := newEnv(t, b, "none", session.Config{})
 	tg := testenv.NewTarget(t, testenv.TargetOptions{})
 	var hasWS bool
 	e.tab.eval("'WebSocket' in window && !!window.WebSocket", &hasWS)
@@ -157,8 +161,8 @@ const maxFlight = 4
 
 // testBurst sends 1,000 numbered messages at once; the echoes must come
 // back complete and in order, with the sends pipelined.
-func testBurst(t *testing.T, browser context.Context) {
-	e := newEnv(t, browser, "none", session.Config{})
+func testBurst(t *testing.T, b Browser) {
+	e := newEnv(t, b, "none", session.Config{})
 	tg := testenv.NewTarget(t, testenv.TargetOptions{})
 	id := e.openRelay(tg.URL)
 	start := time.Now()
@@ -181,8 +185,8 @@ func testBurst(t *testing.T, browser context.Context) {
 
 // testTenSessions opens ten sessions at once; each must get its own
 // subdomain and its own echoes.
-func testTenSessions(t *testing.T, browser context.Context) {
-	e := newEnv(t, browser, "none", session.Config{})
+func testTenSessions(t *testing.T, b Browser) {
+	e := newEnv(t, b, "none", session.Config{})
 	tg := testenv.NewTarget(t, testenv.TargetOptions{})
 	e.tab.eval(fmt.Sprintf("[...Array(10).keys()].map(() => T.open(%s, {}))", js(tg.URL)), nil)
 	bases := map[string]bool{}
@@ -269,8 +273,8 @@ func wantClose(t *testing.T, evs []event, code int, reason string, clean bool) {
 
 // testCloseByClient: the page's close(4002) reaches the target with its
 // code and reason, and the page's close event is clean.
-func testCloseByClient(t *testing.T, browser context.Context) {
-	e := newEnv(t, browser, "none", session.Config{})
+func testCloseByClient(t *testing.T, b Browser) {
+	e := newEnv(t, b, "none", session.Config{})
 	closes := make(chan websocket.CloseError, 1)
 	tg := testenv.NewTarget(t, testenv.TargetOptions{Handle: closeRecorder(closes)})
 	id := e.openRelay(tg.URL)
@@ -291,8 +295,8 @@ func testCloseByClient(t *testing.T, browser context.Context) {
 
 // testCloseByTarget: a target's close(4001) reaches onclose with its
 // code and reason, cleanly.
-func testCloseByTarget(t *testing.T, browser context.Context) {
-	e := newEnv(t, browser, "none", session.Config{})
+func testCloseByTarget(t *testing.T, b Browser) {
+	e := newEnv(t, b, "none", session.Config{})
 	tg := testenv.NewTarget(t, testenv.TargetOptions{Handle: func(ctx context.Context, c *websocket.Conn) {
 		if _, _, err := c.Read(ctx); err != nil {
 			return
@@ -312,8 +316,8 @@ func testCloseByTarget(t *testing.T, browser context.Context) {
 // testRelayEndsSession: the target vanishes without a close frame, so the
 // relay ends the session with 1006; the page sees error then close 1006,
 // not clean.
-func testRelayEndsSession(t *testing.T, browser context.Context) {
-	e := newEnv(t, browser, "none", session.Config{})
+func testRelayEndsSession(t *testing.T, b Browser) {
+	e := newEnv(t, b, "none", session.Config{})
 	tg := testenv.NewTarget(t, testenv.TargetOptions{Handle: func(ctx context.Context, c *websocket.Conn) {
 		_, _, _ = c.Read(ctx)
 		_ = c.CloseNow() // no close frame: the TCP connection just ends
@@ -335,8 +339,8 @@ func testRelayEndsSession(t *testing.T, browser context.Context) {
 // go), so polls are held at most 2 s here: the session then idles out
 // within seconds. The test waits for that parked poll before the
 // blackout (before, a poll that got through first made it flaky).
-func testRelayLostSession(t *testing.T, browser context.Context) {
-	e := newEnv(t, browser, "none", session.Config{IdleTimeout: 1500 * time.Millisecond, CloseGrace: 500 * time.Millisecond},
+func testRelayLostSession(t *testing.T, b Browser) {
+	e := newEnv(t, b, "none", session.Config{IdleTimeout: 1500 * time.Millisecond, CloseGrace: 500 * time.Millisecond},
 		func(o *testenv.StackOptions) { o.Relay.DefaultTTL, o.Relay.MaxTTL = 2*time.Second, 2*time.Second })
 	closes := make(chan websocket.CloseError, 1)
 	tg := testenv.NewTarget(t, testenv.TargetOptions{Handle: closeRecorder(closes)})
@@ -401,8 +405,8 @@ func registryEmpty(e *env) bool {
 // testDroppedPoll: the front cuts the connection of one /j response that
 // carries messages, after the relay wrote it. The relay re-delivers what
 // was not acked, so nothing is lost or duplicated.
-func testDroppedPoll(t *testing.T, browser context.Context) {
-	e := newEnv(t, browser, "none", session.Config{})
+func testDroppedPoll(t *testing.T, b Browser) {
+	e := newEnv(t, b, "none", session.Config{})
 	tg := testenv.NewTarget(t, testenv.TargetOptions{})
 	id := e.openRelay(tg.URL)
 	e.front.dropOneJ()
@@ -422,8 +426,8 @@ func testDroppedPoll(t *testing.T, browser context.Context) {
 // the relay applied the send. The library retries each
 // with the same n while later sends are in flight; the relay applies
 // each once, in order.
-func testDroppedSends(t *testing.T, browser context.Context) {
-	e := newEnv(t, browser, "none", session.Config{})
+func testDroppedSends(t *testing.T, b Browser) {
+	e := newEnv(t, b, "none", session.Config{})
 	tg := testenv.NewTarget(t, testenv.TargetOptions{})
 	id := e.openRelay(tg.URL)
 	e.front.dropSends(20, 5)
@@ -452,8 +456,8 @@ func testDroppedSends(t *testing.T, browser context.Context) {
 // (about 4 s of retries with backoff) while 300 more wait. The library sends nothing
 // new while it retries, so no send runs past the relay's window of 64
 // (a 400 that would drop it); all arrive once, in order.
-func testStuckSend(t *testing.T, browser context.Context) {
-	e := newEnv(t, browser, "none", session.Config{})
+func testStuckSend(t *testing.T, b Browser) {
+	e := newEnv(t, b, "none", session.Config{})
 	tg := testenv.NewTarget(t, testenv.TargetOptions{})
 	id := e.openRelay(tg.URL)
 	e.front.failSend("10", 4)
@@ -494,18 +498,23 @@ func wantNoResends(t *testing.T, e *env) {
 // testPageUnload: leaving the page closes its relay sessions with 1001
 // (a beacon to /c), so the target learns at once rather than after the
 // relay's idle timeout.
-func testPageUnload(t *testing.T, browser context.Context) {
-	e := newEnv(t, browser, "none", session.Config{})
+func testPageUnload(t *testing.T, b Browser) {
+	e := newEnv(t, b, "none", session.Config{})
 	closes := make(chan websocket.CloseError, 1)
 	tg := testenv.NewTarget(t, testenv.TargetOptions{Handle: closeRecorder(closes)})
 	e.openRelay(tg.URL)
-	e.tab.do("leaving the page", chromedp.Navigate("about:blank"))
+	// Another page of the site, as a person would go on: Firefox may end
+	// the page's process at once for about:blank, beacon and all.
+	e.tab.navigate(e.base + "/t.html?mode=none&next=1")
 	select {
 	case ce := <-closes:
 		if ce.Code != websocket.StatusGoingAway {
 			t.Fatalf("target got close %d %q, want 1001", ce.Code, ce.Reason)
 		}
 	case <-time.After(10 * time.Second): // well below the 30 s idle timeout
+		for _, r := range e.front.requests() {
+			t.Logf("%s %s%s?%s -> %d", r.Method, r.Host, r.Path, short(r.Query), r.Status)
+		}
 		t.Fatal("the target got no close frame after the page left")
 	}
 }
@@ -524,8 +533,8 @@ func createCalls(e *env) []url.Values {
 
 // testNative: with WebSocket available the library uses it and never
 // calls /create; forcePolyfill uses the relay and says why=forced.
-func testNative(t *testing.T, browser context.Context) {
-	e := newEnv(t, browser, "native", session.Config{})
+func testNative(t *testing.T, b Browser) {
+	e := newEnv(t, b, "native", session.Config{})
 	tg := testenv.NewTarget(t, testenv.TargetOptions{})
 	id, ev := e.open(tg.URL, `{binaryType: 'arraybuffer'}`)
 	if ev.Transport != "websocket" {
@@ -559,9 +568,11 @@ func testNative(t *testing.T, browser context.Context) {
 
 // testNativeFails: the native WebSocket fails before opening; the
 // library falls back to the relay by itself, tells /create why=failed,
-// and the page sees exactly one open.
-func testNativeFails(t *testing.T, browser context.Context) {
-	e := newEnv(t, browser, "fail", session.Config{})
+// and the page sees exactly one open. The next socket to that origin
+// goes straight to the relay (why=remembered); with rememberFallback:
+// false the native WebSocket is tried again.
+func testNativeFails(t *testing.T, b Browser) {
+	e := newEnv(t, b, "fail", session.Config{})
 	tg := testenv.NewTarget(t, testenv.TargetOptions{})
 	id, ev := e.open(tg.URL, `{}`)
 	if ev.Transport != "relay" {
@@ -590,4 +601,20 @@ func testNativeFails(t *testing.T, browser context.Context) {
 	if opens != 1 {
 		t.Fatalf("%d open events, want exactly 1", opens)
 	}
+
+	id2, ev2 := e.open(tg.URL, `{}`)
+	e.tab.eval("window.fakeCalls", &fakes)
+	if ev2.Transport != "relay" || fakes != 1 {
+		t.Fatalf("second socket: transport %q, native tried %d times; want the relay, tried once in all", ev2.Transport, fakes)
+	}
+	wantWhys(t, e, "failed", "remembered")
+	e.tab.eval(fmt.Sprintf("T.send(%d, 'remembered hello')", id2), nil)
+	wantText(t, "remembered text", e.tab.events(id2, 2, 20*time.Second)[1], "remembered hello")
+
+	e.open(tg.URL, `{rememberFallback: false}`)
+	e.tab.eval("window.fakeCalls", &fakes)
+	if fakes != 2 {
+		t.Fatalf("rememberFallback: false: native tried %d times in all, want 2", fakes)
+	}
+	wantWhys(t, e, "failed", "remembered", "failed")
 }

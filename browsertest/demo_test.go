@@ -1,7 +1,6 @@
 package browsertest
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	"github.com/polysocket/polysocket/client"
 	"github.com/polysocket/polysocket/demo"
 	"github.com/polysocket/polysocket/internal/testenv"
@@ -19,7 +17,7 @@ import (
 // type a message, press Send, see it come back over the relay. It saves a
 // screenshot: to docs/demo.png with UPDATE_SCREENSHOT=1, else to a temp
 // dir (so a plain test run never dirties the tree).
-func testDemo(t *testing.T, browser context.Context) {
+func testDemo(t *testing.T, b Browser) {
 	d := demo.Handler(nil)
 	opts := testenv.StackOptions{Mount: func(mux *http.ServeMux) {
 		mux.Handle("/polysocket.js", client.Handler())
@@ -33,9 +31,9 @@ func testDemo(t *testing.T, browser context.Context) {
 	_, port, _ := net.SplitHostPort(st.Listener.Addr().String())
 	base := "http://localhost:" + port
 
-	tb := newTab(t, browser)
-	tb.do("loading the demo", chromedp.EmulateViewport(900, 580), chromedp.Navigate(base+"/"))
-	// Native first: Chromium has WebSocket.
+	tb := newTab(t, b)
+	tb.navigate(base + "/")
+	// Native first: the browser has WebSocket.
 	tb.poll("the native connection", 20*time.Second,
 		`document.getElementById('status').className === 'open' && document.getElementById('transport').textContent`, nil)
 	var transport string
@@ -43,7 +41,7 @@ func testDemo(t *testing.T, browser context.Context) {
 	if transport != "native WebSocket" {
 		t.Fatalf("transport line %q, want native WebSocket", transport)
 	}
-	tb.do("ticking force polyfill", chromedp.Click(chromedp.CSS("#force")))
+	tb.eval(`document.getElementById('force').click()`, nil)
 	tb.poll("the relay connection", 20*time.Second,
 		`document.getElementById('status').className === 'open' && document.getElementById('transport').textContent.indexOf('relay') >= 0`, nil)
 	tb.eval(`document.getElementById('transport').textContent`, &transport)
@@ -53,16 +51,18 @@ func testDemo(t *testing.T, browser context.Context) {
 	// Plain Latin text: the machine's fonts (DejaVu) have no emoji, and
 	// the screenshot must not show tofu.
 	for _, msg := range []string{"Hello, polysocket!", "Grüße from headless Chromium, over plain HTTP"} {
-		tb.do("typing and sending",
-			chromedp.SendKeys(chromedp.CSS("#msg"), msg),
-			chromedp.Click(chromedp.CSS("#send")))
+		tb.eval(`document.getElementById('msg').value = `+js(msg)+`; document.getElementById('send').click()`, nil)
 		tb.poll("the echo of "+msg, 20*time.Second,
 			`Array.from(document.querySelectorAll('#log .in')).some(e => e.textContent === '< '+`+js(msg)+`)`, nil)
 	}
 	if n := st.Relay.Registry().Len(); n != 1 {
 		t.Fatalf("the relay has %d sessions, want the demo's 1", n)
 	}
-	shot, err := chromedp.Run(tb.ctx, chromedp.CaptureScreenshot())
+	ss, ok := tb.page.(screenshotter)
+	if !ok {
+		return // the README's picture comes from Chromium
+	}
+	shot, err := ss.Screenshot(tb.ctx, 900, 580)
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}

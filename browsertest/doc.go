@@ -1,10 +1,19 @@
-// Package browsertest proves polysocket.js in a real browser: headless
-// Chromium, driven from Go tests with chromedp, loads the library from a
-// real router and relay (internal/testenv) and talks to real WebSocket
-// targets on loopback.
+// Package browsertest proves polysocket.js in real browsers: headless
+// Chromium (driven with chromedp over the DevTools protocol) and headless
+// Firefox ESR (driven over WebDriver BiDi, which Firefox serves itself,
+// with a small client on coder/websocket) load the library from a real
+// router and relay (internal/testenv) and talk to real WebSocket targets
+// on loopback.
 //
-// The package holds only tests. They need Chromium at /usr/bin/chromium
-// (Debian's chromium package) and fail, rather than skip, without it.
-// `UPDATE_SCREENSHOT=1 go test ./browsertest/ -run TestBrowser/demo`
+// Each test case is written once, as a function of the engine-neutral
+// Browser (pages with Navigate, Eval and Close), and runs in every
+// engine: TestBrowser/chromium/echo, TestBrowser/firefox/echo, and so
+// on. POLYSOCKET_BROWSERS=firefox (or chromium) narrows a run to one
+// engine while working on it.
+//
+// The package holds only tests. They need /usr/bin/chromium and
+// /usr/bin/firefox-esr (Debian's chromium and firefox-esr packages) and
+// fail, rather than skip, without them.
+// `UPDATE_SCREENSHOT=1 go test ./browsertest/ -run TestBrowser/chromium/demo`
 // rewrites docs/demo.png, the README's picture of the demo page.
 package browsertest

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	"github.com/polysocket/polysocket/client"
 	"github.com/polysocket/polysocket/internal/testenv"
 	"github.com/polysocket/polysocket/session"
@@ -49,6 +48,7 @@ type front struct {
 	failN    map[string]int  // /s answers still to replace by a 502, per n
 	dropped  []string        // bodies of the dropped responses
 	blackout string          // a host whose requests are cut; "" for none
+	blackSub bool            // cut every request for a session subdomain
 	inflight map[*int]func() // cancels for requests being forwarded
 	hosts    map[*int]string // their hosts
 	cut      map[string]int  // requests cut by blackout, per host
@@ -149,6 +149,14 @@ func (f *front) setBlackout(host string) {
 	}
 }
 
+// blackoutSessions cuts every request for a session's host (a
+// subdomain) from now on, as a proxy or resolver that cannot reach them.
+func (f *front) blackoutSessions() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.blackSub = true
+}
+
 // cutCount is how many requests for host the blackout cut.
 func (f *front) cutCount(host string) int {
 	f.mu.Lock()
@@ -182,7 +190,7 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.mu.Unlock()
 		}()
 	}
-	black := f.blackout != "" && r.Host == f.blackout
+	black := (f.blackout != "" && r.Host == f.blackout) || (f.blackSub && strings.Contains(r.Host, "."))
 	if black {
 		f.cut[r.Host]++
 	} else {
@@ -312,7 +320,16 @@ type env struct {
 // newEnv starts a stack whose relay names sessions {uniq}.localhost:{front
 // port} (Chromium resolves *.localhost to loopback), and opens
 // /t.html?mode=mode in a new tab.
-func newEnv(t *testing.T, browser context.Context, mode string, scfg session.Config, more ...func(*testenv.StackOptions)) *env {
+func newEnv(t *testing.T, b Browser, mode string, scfg session.Config, more ...func(*testenv.StackOptions)) *env {
+	t.Helper()
+	e := startEnv(t, scfg, more...)
+	e.openTab(t, b, mode)
+	return e
+}
+
+// startEnv is newEnv without the tab, for tests that put something
+// between the browser and the front first (a proxy).
+func startEnv(t *testing.T, scfg session.Config, more ...func(*testenv.StackOptions)) *env {
 	t.Helper()
 	f := newFront(t)
 	fqdn := "localhost:" + f.port()
@@ -329,15 +346,19 @@ func newEnv(t *testing.T, browser context.Context, mode string, scfg session.Con
 	}
 	st := testenv.NewStack(t, opts)
 	f.start(t, st.URL)
-	e := &env{st: st, front: f, base: "http://" + fqdn}
-	e.tab = newTab(t, browser)
+	return &env{st: st, front: f, base: "http://" + fqdn}
+}
+
+// openTab opens /t.html?mode=mode in a new tab.
+func (e *env) openTab(t *testing.T, b Browser, mode string) {
+	t.Helper()
+	e.tab = newTab(t, b)
 	e.load(mode)
-	return e
 }
 
 // load (re)loads the test page in the tab.
 func (e *env) load(mode string) {
 	e.tab.t.Helper()
-	e.tab.do("loading the test page", chromedp.Navigate(e.base+"/t.html?mode="+mode))
+	e.tab.navigate(e.base + "/t.html?mode=" + mode)
 	e.tab.poll("the harness", 10*time.Second, "window.T && window.PolySocket && true", nil)
 }

@@ -65,12 +65,19 @@ window.T = (function () {
     return u8;
   }
   const socks = [];
+  // Every request's timing is kept (the default keeps 250): fallback
+  // times are read from them.
+  if (performance.setResourceTimingBufferSize) { performance.setResourceTimingBufferSize(100000); }
   function open(url, opts) {
     opts = opts || {};
-    const s = {events: [], pending: 0};
+    const s = {events: [], pending: 0, url: url, t0: performance.now()};
     const ps = new PolySocket(url, opts.protocols || [], {
-      token: 'dev', forcePolyfill: !!opts.forcePolyfill
+      token: 'dev', forcePolyfill: !!opts.forcePolyfill,
+      connectTimeout: opts.connectTimeout, rememberFallback: opts.rememberFallback
     });
+    const push = s.events.push;
+    // Each event records when it came, in ms since the constructor.
+    s.events.push = function (ev) { ev.at = performance.now() - s.t0; return push.call(this, ev); };
     if (opts.binaryType) { ps.binaryType = opts.binaryType; }
     s.ps = ps;
     ps.addEventListener('open', function () {
@@ -123,6 +130,22 @@ window.T = (function () {
     sendRepeat: function (id, s, n) { socks[id].ps.send(s.repeat(n)); },
     burst: function (id, n) { for (let i = 0; i < n; i++) { socks[id].ps.send('m' + i); } },
     close: function (id, code, reason) { socks[id].ps.close(code, reason); },
+    // timing returns, in ms since socket id's constructor, when its /create
+    // request started (-1: none) and how long its first poll (the ttl=0
+    // one that comes before open) took.
+    timing: function (id) {
+      const s = socks[id], out = {create: -1, probe: -1};
+      for (const e of performance.getEntriesByType('resource')) {
+        if (e.startTime < s.t0) { continue; }
+        if (out.create < 0 && e.name.indexOf('/create?') >= 0 && e.name.indexOf('target=' + encodeURIComponent(s.url)) >= 0) {
+          out.create = e.startTime - s.t0;
+        }
+        if (out.create >= 0 && out.probe < 0 && e.name.indexOf('ttl=0&a=0') >= 0) {
+          out.probe = e.responseEnd - e.startTime;
+        }
+      }
+      return out;
+    },
     state: function (id) { const ps = socks[id].ps; return {readyState: ps.readyState, transport: ps.transport, bufferedAmount: ps.bufferedAmount}; }
   };
 })();

@@ -5,11 +5,14 @@
  *                           {router: 'https://ps.example.com', token: 'T'});
  *
  * The native WebSocket is used when the browser has one and it opens. When
- * it is missing, fails before opening (a proxy that breaks the upgrade) or
- * options.forcePolyfill is set, the same object talks to a polysocket
- * relay: JSONP script tags for /create, /j (long-poll receive) and /s
- * (send), and XHR POST with CORS for large sends where the browser has it.
- * The page sees one 'open' event either way.
+ * it is missing, fails before opening (a proxy that breaks the upgrade),
+ * has not opened within options.connectTimeout (a proxy or server that
+ * never answers), failed before on this page session for the URL's origin
+ * (remembered in sessionStorage), or options.forcePolyfill is set, the
+ * same object talks to a polysocket relay: JSONP script tags for /create,
+ * /j (long-poll receive) and /s (send), and XHR POST with CORS for large
+ * sends where the browser has it. The page sees one 'open' event either
+ * way, and over the relay only once the session host has answered.
  *
  * Written in ES3 so it runs on IE6 and every later browser: no ES5 library
  * calls, no trailing commas, no reserved words as property names, no
@@ -28,6 +31,15 @@
   var SEND_TIMEOUT = 15000;    // a /s or /c request that takes longer failed
   var BACKOFF_MIN = 250, BACKOFF_MAX = 5000, GIVE_UP = 30000;
   var GONE_GRACE = 2000;       // after a 403, wait this long for /j's close
+  // The native WebSocket's time to open, and the relay session host's
+  // time to answer its first poll, before we give up on that path.
+  // Engine.IO waits 10 s for an upgrade while it already has a working
+  // transport; SockJS waits a few round trips. The page has nothing while
+  // it waits, so 5 s: a handshake of three or four round trips on a slow
+  // mobile link (about 1 s each) still opens natively.
+  var CONNECT_TIMEOUT = 5000;
+  // sessionStorage key prefix of an origin whose native path failed.
+  var REMEMBER_KEY = 'polysocket.fallback:';
   // Whole small messages go out this many at a time (the relay applies
   // them in n order, holding early ones); with the long poll that stays
   // under the six connections a browser opens per host.
@@ -270,7 +282,10 @@
    * PolySocket(url, protocols, options) behaves like new WebSocket(url,
    * protocols). options.router is the router's base URL (default: where
    * this file was loaded from), options.token the token the router checks,
-   * options.forcePolyfill skips the native WebSocket.
+   * options.forcePolyfill skips the native WebSocket. options.connectTimeout
+   * (ms, default 5000) bounds the native WebSocket's opening and the relay
+   * session host's first answer. options.rememberFallback: false turns off
+   * remembering, per page session and origin, that the native path failed.
    */
   function PolySocket(url, protocols, options) {
     var m = /^(wss?):\/\/[^\/?#\s]+[^#\s]*$/i.exec(String(url));
@@ -300,6 +315,8 @@
     this._ws = null;
     this._relay = null;
     this._closeAsked = false;
+    this._connectTimeout = options.connectTimeout > 0 ? Number(options.connectTimeout) : CONNECT_TIMEOUT;
+    this._remember = options.rememberFallback !== false;
 
     var Native = win.WebSocket;
     if (Native === PolySocket) { Native = loadedNative; }
@@ -307,6 +324,8 @@
       startRelay(this, 'forced');
     } else if (!Native) {
       startRelay(this, 'none');
+    } else if (this._remember && fellBack(this.url)) {
+      startRelay(this, 'remembered');
     } else if (!startNative(this, Native)) {
       startRelay(this, 'failed');
     }
@@ -454,7 +473,11 @@
     // Always take ArrayBuffers and convert: the page may change
     // binaryType at any time and we cannot intercept the assignment.
     try { ws.binaryType = 'arraybuffer'; } catch (e2) {}
+    ps._nativeTimer = later(function () {
+      if (ps._ws === ws && ps.readyState === CONNECTING) { nativeFailed(ps, 'timeout'); }
+    }, ps._connectTimeout);
     ws.onopen = function () {
+      win.clearTimeout(ps._nativeTimer);
       ps.protocol = ws.protocol || '';
       ps.extensions = ws.extensions || '';
       opened(ps);
@@ -482,15 +505,42 @@
   function detachNative(ps) {
     var ws = ps._ws;
     ps._ws = null;
+    win.clearTimeout(ps._nativeTimer);
     ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
     try { ws.close(); } catch (e) {}
   }
 
-  // nativeFailed: the native socket died before opening, so the page has
-  // seen nothing yet; try the relay instead.
-  function nativeFailed(ps) {
+  // nativeFailed: the native socket died (why 'failed') or did not open
+  // in time ('timeout') before opening, so the page has seen nothing yet;
+  // try the relay instead.
+  function nativeFailed(ps, why) {
     detachNative(ps);
-    if (!ps._closeAsked) { startRelay(ps, 'failed'); }
+    if (!ps._closeAsked) { startRelay(ps, why || 'failed'); }
+  }
+
+  // storage is sessionStorage, or null where there is none or it may not
+  // be used (old browsers, sandboxed frames, some private modes).
+  function storage() {
+    try { return win.sessionStorage || null; } catch (e) { return null; }
+  }
+
+  // fellBack reports whether the native path to url's origin failed
+  // earlier in this page session.
+  function fellBack(url) {
+    var s = storage();
+    try { return !!s && s.getItem(REMEMBER_KEY + originOf(url)) === '1'; } catch (e) { return false; }
+  }
+
+  // rememberFallback notes that the native path to url's origin failed.
+  function rememberFallback(url) {
+    var s = storage();
+    try { if (s) { s.setItem(REMEMBER_KEY + originOf(url), '1'); } } catch (e) {}
+  }
+
+  // originOf is the scheme, host and port of a ws:// or wss:// URL.
+  function originOf(url) {
+    var m = /^(wss?:\/\/[^\/?#]+)/i.exec(url);
+    return m ? m[1].toLowerCase() : url;
   }
 
   // trackNative mirrors the native bufferedAmount while it is non-zero,
@@ -523,6 +573,7 @@
   function Relay(ps, why) {
     var self = this;
     this.ps = ps;
+    this.why = why;
     this.done = false;
     this.ack = 0;            // highest seq processed
     this.n = 0;              // last send number used
@@ -558,11 +609,45 @@
     // Room for the d parameter in a GET: the URL without it, with room
     // for long callback names and numbers.
     this.budget = URL_MAX - (this.base + '/s/' + this.socket + '?cb=PolySocket._cb.c0000000000&t=t&n=0000000000&f=1&d=').length;
+    this.host = r.fqdn;
     ps.protocol = r.protocol || '';
     live.push(this);
     hookUnload();
-    opened(ps);
-    this.poll();
+    this.probe();
+  };
+
+  // probe asks the session host once, at once (ttl=0), before the page
+  // sees 'open': a WebSocket's open means the path works end to end. A
+  // failure is retried with backoff until connectTimeout has passed since
+  // the first try; then the socket closes 1006 with the host in the
+  // reason, rather than opening and dying slowly.
+  Relay.prototype.probe = function () {
+    var self = this, ps = this.ps, left;
+    if (this.done) { return; }
+    if (!this.probeStart) { this.probeStart = now(); this.probeTries = 0; }
+    left = this.probeStart + ps._connectTimeout - now();
+    if (left <= 0) { this.unreachable(); return; }
+    this.abortPoll = jsonp(this.base + '/j/' + this.socket, {ttl: 0, a: 0}, left, function (r) {
+      if (self.done) { return; }
+      if (!r || r.ok === false) { self.lost('', {message: (r && r.error) || 'session gone'}); return; }
+      // The relay reached the target where the native socket did not:
+      // the network breaks WebSockets, so the next socket skips them.
+      if (ps._remember && (self.why === 'failed' || self.why === 'timeout')) { rememberFallback(ps.url); }
+      opened(ps);
+      self.deliver(r.messages || []);
+      self.poll();
+    }, function () {
+      var wait = backoff(self.probeTries++), rest = self.probeStart + ps._connectTimeout - now();
+      if (self.done) { return; }
+      // No time for another try: give up when the time is up, not before.
+      later(function () { if (wait < rest) { self.probe(); } else if (!self.done) { self.unreachable(); } }, wait < rest ? wait : rest);
+    });
+  };
+
+  // unreachable: the session host did not answer within connectTimeout.
+  Relay.prototype.unreachable = function () {
+    var msg = 'PolySocket: session host ' + this.host + ' unreachable';
+    this.lost(msg, {message: msg});
   };
 
   // stop ends all activity without telling anyone.

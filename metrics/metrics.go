@@ -83,7 +83,7 @@ func New() *Metrics {
 	for _, l := range []string{LimitCapacity, LimitToken, LimitRate, LimitSize} {
 		m.limitBy[l] = m.limits.WithLabelValues(l)
 	}
-	m.creates = f.counterVec("creates_total", "Router /create answers, by code (ok or the error word) and why (the client's reason for the fallback: none, failed, forced, or unspecified).", "code", "why")
+	m.creates = f.counterVec("creates_total", "Router /create answers, by code (ok or the error word) and why (the client's reason for the fallback: none, failed, timeout, remembered, forced, or unspecified).", "code", "why")
 	m.createSeconds = f.histogramVec("create_seconds", "Time a router took to answer /create, by code.", "code")
 	m.draining = f.gauge("draining", "1 while the process is draining at shutdown.")
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -115,6 +115,17 @@ func (m *Metrics) WatchRelay(reg *session.Registry) {
 	f.gaugeFunc("buffered_memory_bytes", "Memory of all sessions' buffers as --max-buffered-total counts it: payload plus 72 bytes a message.", func() float64 {
 		return float64(reg.Buffered())
 	})
+}
+
+// RelayLimits exports a relay's configured bounds as constant gauges,
+// polysocket_capacity and polysocket_max_buffered_total_bytes, so that
+// dashboards and alerts can put sessions_live and buffered_memory_bytes
+// against them without knowing each relay's flags. A bound of 0 (none)
+// is exported as 0. Call it once.
+func (m *Metrics) RelayLimits(capacity int, maxBufferedTotal int64) {
+	f := factory{m.reg}
+	f.gauge("capacity", "The relay's --capacity: most live sessions.").Set(float64(capacity))
+	f.gauge("max_buffered_total_bytes", "The relay's --max-buffered-total, the bound of polysocket_buffered_memory_bytes (0: none).").Set(float64(maxBufferedTotal))
 }
 
 // SessionCounters are the per-message counters for session.Config.

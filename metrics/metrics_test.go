@@ -83,8 +83,11 @@ func TestRelayAndRouterHooks(t *testing.T) {
 	m.SessionEnded(session.CauseShutdown, 1001)
 	m.OnCreate("ok", "", time.Millisecond)
 	m.OnCreate(control.CodeLimit, "failed", time.Millisecond)
+	m.OnCreate("ok", "timeout", time.Millisecond)
+	m.OnCreate("ok", "remembered", time.Millisecond)
 	m.LimitRefused(metrics.LimitRate)
 	m.SetDraining(true)
+	m.RelayLimits(100, 4096)
 	c := m.SessionCounters()
 	c.MessagesToTarget.Add(1)
 	c.BytesToTarget.Add(5)
@@ -105,10 +108,14 @@ func TestRelayAndRouterHooks(t *testing.T) {
 		`polysocket_sessions_ended_total{reason="shutdown"} 1`,
 		`polysocket_creates_total{code="ok",why="unspecified"} 1`,
 		`polysocket_creates_total{code="limit",why="failed"} 1`,
+		`polysocket_creates_total{code="ok",why="timeout"} 1`,
+		`polysocket_creates_total{code="ok",why="remembered"} 1`,
 		`polysocket_messages_total{direction="to_target"} 1`,
 		`polysocket_message_bytes_total{direction="to_target"} 5`,
 		`polysocket_polls_held 1`,
 		`polysocket_draining 1`,
+		`polysocket_capacity 100`,
+		`polysocket_max_buffered_total_bytes 4096`,
 	} {
 		has(t, text, l)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/polysocket/polysocket/control"
+	"github.com/polysocket/polysocket/netguard"
 	"github.com/polysocket/polysocket/session"
 	"go.uber.org/zap"
 )
@@ -32,10 +33,13 @@ func (r *Relay) establish(req control.EstablishRequest) control.EstablishReply {
 	})
 	var de *session.DialError
 	switch {
-	case errors.As(err, &de) && de.Timeout:
-		return fail(control.CodeTimeout, "the target did not answer in time")
 	case errors.As(err, &de):
-		return fail(control.CodeDial, "could not connect to the target: "+de.Err.Error())
+		code, msg := dialAnswer(de)
+		// The details (addresses, the resolver's, Go's error chain) are
+		// the operator's: neither the client nor the bus sees them.
+		r.log.Info("target dial failed", zap.String("establish", req.ID), zap.String("target", req.Target),
+			zap.String("token", req.Token), zap.String("code", string(code)), zap.Error(de.Err))
+		return fail(code, msg)
 	case errors.Is(err, session.ErrRegistryClosed):
 		return fail(control.CodeUnavailable, "relay is shutting down")
 	case err != nil:
@@ -47,7 +51,7 @@ func (r *Relay) establish(req control.EstablishRequest) control.EstablishReply {
 		// session rather than keep an orphan nobody will poll.
 		r.orphans.Store(s.ID, struct{}{})
 		s.Shutdown(1001, "establish timed out")
-		return fail(control.CodeTimeout, "the target did not answer in time")
+		return fail(control.CodeTimeout, msgDialTimeout)
 	}
 	r.log.Debug("session opened", zap.String("socket", s.ID[:8]), zap.String("target", req.Target))
 	return control.EstablishReply{
@@ -58,3 +62,36 @@ func (r *Relay) establish(req control.EstablishRequest) control.EstablishReply {
 		Protocol: s.Protocol,
 	}
 }
+
+// dialAnswer is the error word and the fixed sentence a client is told
+// for a failed dial.
+func dialAnswer(de *session.DialError) (control.Code, string) {
+	if netguard.IsBlocked(de) {
+		return control.CodeTarget, msgDialBlocked
+	}
+	switch de.Kind {
+	case session.DialTimeout:
+		return control.CodeTimeout, msgDialTimeout
+	case session.DialTLS:
+		return control.CodeDial, msgDialTLS
+	case session.DialHandshake:
+		return control.CodeDial, msgDialHandshake
+	case session.DialRedirect:
+		return control.CodeDial, msgDialRedirect
+	case session.DialSubprotocol:
+		return control.CodeDial, msgDialSubprotocol
+	}
+	return control.CodeDial, msgDialConnect
+}
+
+// The sentences a failed dial is answered with: fixed, so that nothing of
+// the relay's network (its resolver, addresses, routes) reaches a client.
+const (
+	msgDialBlocked     = "the relay may not connect to the target's address"
+	msgDialTimeout     = "the target did not answer in time"
+	msgDialConnect     = "could not connect to the target"
+	msgDialTLS         = "the target's TLS handshake or certificate was not accepted"
+	msgDialHandshake   = "the target did not accept the WebSocket handshake"
+	msgDialRedirect    = "the target answered with a redirect, which is not followed"
+	msgDialSubprotocol = "the target picked a subprotocol that was not offered"
+)

@@ -13,3 +13,9 @@ func (r *Relay) ParseSend(p jsonp.Params) (session.SendRequest, control.Code, st
 
 // IsSessionHost exposes the Host check of session requests.
 func (r *Relay) IsSessionHost(uniq, host string) bool { return r.isSessionHost(uniq, host) }
+
+// DialSentences are the fixed sentences a failed dial is answered with.
+var DialSentences = []string{
+	msgDialBlocked, msgDialTimeout, msgDialConnect, msgDialTLS,
+	msgDialHandshake, msgDialRedirect, msgDialSubprotocol,
+}

@@ -330,6 +330,9 @@ func (r *Relay) handleSend(w http.ResponseWriter, req *http.Request) {
 	case errors.Is(err, session.ErrHeldFull):
 		// Nothing was dropped: the client retries this n later.
 		q.fail(control.CodeUnavailable, "early sends hold too many bytes; retry once the sends before this one have arrived")
+	case errors.Is(err, session.ErrBusy):
+		// Nothing was applied or dropped: the client retries this n.
+		q.fail(control.CodeUnavailable, "the relay holds as much as it may; retry shortly")
 	case errors.Is(err, session.ErrWindow):
 		q.fail(control.CodeParams, "n is too far ahead of the last applied send")
 	case errors.Is(err, session.ErrFragmentType):

@@ -20,12 +20,23 @@ type createParams struct {
 
 const maxProtocols = 32
 
+// knownWhy reports whether why is one of the client's reasons for the
+// fallback. Only these become a metric label, so a client cannot grow
+// the label set.
+func knownWhy(why string) bool {
+	switch why {
+	case "none", "failed", "timeout", "remembered", "forced":
+		return true
+	}
+	return false
+}
+
 // parseCreate checks /create's parameters. Every error is CodeParams.
 func parseCreate(p jsonp.Params) (createParams, error) {
 	var q createParams
 	if why, ok := p["why"]; ok {
-		if why != "none" && why != "failed" && why != "forced" {
-			return q, refuse(control.CodeParams, "why must be none, failed or forced")
+		if !knownWhy(why) {
+			return q, refuse(control.CodeParams, "why must be none, failed, timeout, remembered or forced")
 		}
 		q.why = why
 	}

@@ -33,6 +33,7 @@ TARGETS="
 ./httpconn FuzzParseHead 90000x
 ./relay FuzzSessionHost 50000x
 ./session FuzzFragments 5000x
+./session FuzzClientMemory 10000x
 ./token FuzzParseTarget 30000x
 ./netguard FuzzCheck 100000x
 "

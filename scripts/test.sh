@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every polysocket test: static checks, the whole Go test suite with
-# the race detector (unit, end-to-end, multi-process, Redis, Redis Cluster
-# and headless-Chromium tests), then each fuzz target for a bounded time.
-# Installs what the tests need (redis-server, chromium) when missing.
+# the race detector (unit, end-to-end, multi-process, Redis, Redis Cluster,
+# and headless Chromium and Firefox tests, some through squid and nginx,
+# and a real Prometheus for deploy/), then each fuzz target for a bounded
+# time. Installs what the tests need (redis-server, chromium, firefox-esr,
+# squid, nginx-light, prometheus) when missing.
 #
 #   FUZZTIME=0     skips fuzzing; any other value (1m, 500000x) is passed
 #                  to scripts/fuzz.sh, whose default is a fixed number of
@@ -10,16 +12,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+export PATH="$PATH:/usr/sbin:/sbin" # squid and nginx live there
+updated=""
 need() { # need COMMAND PACKAGE
   command -v "$1" >/dev/null 2>&1 && return
   echo "== installing $2 (for $1)"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq
+  if [ -z "$updated" ]; then $SUDO apt-get update -qq; updated=1; fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$2" >/dev/null
 }
 need redis-server redis-server
 need redis-cli redis-tools
 need chromium chromium
+need firefox-esr firefox-esr
+need squid squid
+need nginx nginx-light
+need prometheus prometheus
+need promtool prometheus
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

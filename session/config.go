@@ -35,12 +35,18 @@ type Config struct {
 	// (so a flood of tiny messages is bounded by memory, not payload);
 	// at the bound it stops reading from the target. Default 1 MiB.
 	MaxBuffered int64
-	// MaxBufferedTotal bounds what all sessions together buffer, counted
-	// as MaxBuffered is. At the bound, every session that holds a message
-	// stops reading from its target until its client takes what it
-	// holds; a session holding nothing still reads one message, so every
-	// session moves and the total passes the bound by at most one
-	// message a session. 0: no bound.
+	// MaxBufferedTotal bounds what all sessions together buffer, both
+	// ways, counted as MaxBuffered is: target messages queued for
+	// clients, and client sends held for their turn or assembled from
+	// fragments. At the bound, every session that holds a message stops
+	// reading from its target until its client takes what it holds; a
+	// session holding nothing still reads one message, so every session
+	// moves and the total passes the bound by at most one message a
+	// session. A client send that would be held is refused (ErrBusy)
+	// unless it fits; only the one session let finish a message it has
+	// begun may pass the bound, by at most twice MaxMessage, so sessions
+	// holding parts of messages never wait on each other for ever.
+	// 0: no bound.
 	MaxBufferedTotal int64
 	// SendWindow is how far ahead of the last applied send number a send
 	// may arrive and be held. Default 64.

@@ -9,54 +9,17 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/polysocket/polysocket/internal/testenv"
 	"github.com/polysocket/polysocket/session"
 )
 
-// rawTarget is a loopback TCP server run by hand: serve gets every
-// connection, which is closed when serve returns or at cleanup.
+// rawTarget is a loopback TCP server run by hand (see
+// testenv.RawTarget); it returns its ws:// URL.
 func rawTarget(t *testing.T, serve func(c net.Conn)) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				serve(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return "ws://" + ln.Addr().String() + "/"
+	return "ws://" + testenv.RawTarget(t, serve) + "/"
 }
 
 // The bytes a target sends right behind its 101, in the same segment,
@@ -95,7 +58,7 @@ func TestDialTimeoutWithoutAnswer(t *testing.T) {
 	reg := newRegistry(t, session.Config{DialTimeout: 300 * time.Millisecond})
 	_, err := reg.Open(context.Background(), session.OpenRequest{Target: target})
 	var de *session.DialError
-	if !errors.As(err, &de) || !de.Timeout {
+	if !errors.As(err, &de) || de.Kind != session.DialTimeout {
 		t.Fatalf("got %v, want a DialError that timed out", err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,8 +28,12 @@ type Registry struct {
 	known    atomic.Int64 // sessions in the map: see Counts
 	watch    watch
 	// buffered is the memory all sessions' queues take, counted as
-	// Config.MaxBuffered counts it; see Session.accountLocked.
+	// Config.MaxBuffered counts it (see Session.accountLocked), and what
+	// they hold of their clients' sends (see inbound.go).
 	buffered atomic.Int64
+	// finisher is the one session that may pass MaxBufferedTotal to
+	// finish a message it has begun (see Session.finishLocked).
+	finisher atomic.Pointer[Session]
 
 	mu     sync.Mutex // guards closed, and registering against Close
 	closed bool
@@ -77,8 +80,10 @@ func New(cfg Config, log *zap.Logger) (*Registry, error) {
 // Config returns the registry's configuration with defaults filled in.
 func (r *Registry) Config() Config { return r.cfg }
 
-// Buffered is the memory the sessions' queues take together: payload
-// plus 72 bytes a message, as Config.MaxBufferedTotal counts it.
+// Buffered is the memory the sessions' buffers take together, both ways:
+// queued target messages, early client sends held for their turn and
+// messages being assembled from fragments; payload (capacity) plus 72
+// bytes a piece, as Config.MaxBufferedTotal counts it.
 func (r *Registry) Buffered() int64 { return r.buffered.Load() }
 
 // Len is the number of live (not yet ended) sessions.
@@ -157,12 +162,11 @@ func (r *Registry) dial(ctx context.Context, req OpenRequest) (*websocket.Conn, 
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
-		if resp != nil && resp.StatusCode >= 300 && resp.StatusCode < 400 {
-			err = errors.New("target answered with a redirect (" + resp.Status + "), which is not followed")
+		kind := dialKind(err, resp, req.Protocols)
+		if kind == DialRedirect {
+			err = errors.New("target answered with a redirect (" + resp.Status + " to " + resp.Header.Get("Location") + "), which is not followed")
 		}
-		var ue *url.Error
-		timeout := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ue) && ue.Timeout())
-		return nil, nil, &DialError{Err: err, Timeout: timeout}
+		return nil, nil, &DialError{Err: err, Kind: kind}
 	}
 	conn.SetReadLimit(r.cfg.MaxMessage)
 	return conn, slot.u, nil
@@ -213,11 +217,11 @@ func (r *Registry) EndAll(code int, reason string) {
 }
 
 // Stop removes every session, ended or not, and stops its timers; used
-// after Close so nothing outlives the registry.
+// after Close so nothing outlives the registry (nor stays counted in
+// Buffered).
 func (r *Registry) Stop() {
 	r.Range(func(s *Session) bool {
-		s.stopTimers()
-		r.remove(s)
+		s.removeNow()
 		return true
 	})
 }

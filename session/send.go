@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bytes"
 	"context"
 	"time"
 
@@ -26,11 +25,14 @@ type SendRequest struct {
 // Send applies a client send: sends are applied strictly in N order; an
 // early one is held (within SendWindow and MaxHeld) and a repeat of an
 // applied N is accepted without being sent again. A complete message goes
-// to the target as one WebSocket message before Send returns.
+// to the target as one WebSocket message before Send returns. What is
+// held (early sends, the fragments of a message) counts toward
+// MaxBufferedTotal.
 //
 // Errors: ErrClosed (the session ended), ErrWindow, ErrTooLarge (the
 // partial message is dropped; the session goes on), ErrHeldFull (an early
-// send not kept, to be retried), ErrFragmentType.
+// send not kept, to be retried), ErrBusy (the relay-wide bound leaves no
+// room to hold the send: nothing was applied, retry it), ErrFragmentType.
 func (s *Session) Send(ctx context.Context, req SendRequest) error {
 	s.beginRequest()
 	defer s.endRequest()
@@ -41,7 +43,7 @@ func (s *Session) Send(ctx context.Context, req SendRequest) error {
 		return ErrClosed
 	}
 	if req.N == 0 {
-		return s.applyLocked(req.More, req.Binary, req.Data)
+		return s.applyLocked(req.More, req.Binary, req.Data, false)
 	}
 	if req.N <= s.applied {
 		return nil // a retry of an applied send
@@ -52,8 +54,8 @@ func (s *Session) Send(ctx context.Context, req SendRequest) error {
 	if req.N > s.applied+1 {
 		return s.holdLocked(req)
 	}
-	err := s.applyLocked(req.More, req.Binary, req.Data)
-	if err == ErrClosed {
+	err := s.applyLocked(req.More, req.Binary, req.Data, false)
+	if err == ErrClosed || err == ErrBusy {
 		return err
 	}
 	s.applied = req.N
@@ -67,7 +69,7 @@ func (s *Session) Send(ctx context.Context, req SendRequest) error {
 		delete(s.held, s.applied+1)
 		s.heldLen -= int64(len(h.data))
 		s.applied++
-		if herr := s.applyLocked(h.more, h.binary, h.data); herr != nil {
+		if herr := s.applyLocked(h.more, h.binary, h.data, true); herr != nil {
 			s.reg.log.Debug("held send failed", s.logID(), zap.Int64("n", s.applied), zap.Error(herr))
 			if herr == ErrClosed {
 				break
@@ -84,42 +86,52 @@ func (s *Session) holdLocked(req SendRequest) error {
 	if s.heldLen+int64(len(req.Data)) > s.cfg.MaxHeld {
 		return ErrHeldFull
 	}
+	// Copied: the caller may reuse req.Data once Send returns.
+	data, ok := s.holdCopyLocked(req.Data)
+	if !ok {
+		return ErrBusy
+	}
 	if s.held == nil {
 		s.held = make(map[int64]heldSend)
 	}
-	// Copied: the caller may reuse req.Data once Send returns.
-	s.held[req.N] = heldSend{more: req.More, binary: req.Binary, data: bytes.Clone(req.Data)}
+	s.held[req.N] = heldSend{more: req.More, binary: req.Binary, data: data}
 	s.heldLen += int64(len(req.Data))
 	return nil
 }
 
 // applyLocked adds a fragment to the message being assembled, or writes
-// the complete message to the target. sendMu must be held.
-func (s *Session) applyLocked(more, binary bool, data []byte) error {
-	if s.fragOn && s.fragBin != binary {
-		s.frag, s.fragOn = nil, false
-		return ErrFragmentType
+// the complete message to the target. owned says data is a held send's
+// copy, counted until it is written, dropped or assembled (see
+// addFragLocked). sendMu must be held.
+func (s *Session) applyLocked(more, binary bool, data []byte, owned bool) error {
+	var err error
+	switch {
+	case s.frag.on && s.frag.binary != binary:
+		s.dropFragLocked()
+		err = ErrFragmentType
+	case s.frag.size+int64(len(data)) > s.cfg.MaxMessage:
+		s.dropFragLocked()
+		err = ErrTooLarge
+	case more:
+		return s.addFragLocked(binary, data, owned)
+	default:
+		err = s.writeLocked(binary, data)
+		s.dropFragLocked()
 	}
-	if int64(len(s.frag))+int64(len(data)) > s.cfg.MaxMessage {
-		s.frag, s.fragOn = nil, false
-		return ErrTooLarge
+	if owned {
+		s.giveLocked(pieceCost(data))
 	}
-	if more {
-		if !s.fragOn {
-			s.fragOn, s.fragBin = true, binary
-		}
-		s.frag = append(s.frag, data...)
-		return nil
-	}
-	msg := data
-	if s.fragOn {
-		msg = append(s.frag, data...)
-		s.frag, s.fragOn = nil, false
-	}
+	return err
+}
+
+// writeLocked writes the message that data completes to the target.
+// sendMu must be held.
+func (s *Session) writeLocked(binary bool, data []byte) error {
 	typ := websocket.MessageText
 	if binary {
 		typ = websocket.MessageBinary
 	}
+	size := s.frag.size + int64(len(data))
 	// The write outlives the request's context on purpose: a message the
 	// client was told is accepted must not be cut in half because the
 	// client went away. WriteTimeout still bounds it, through the
@@ -127,14 +139,14 @@ func (s *Session) applyLocked(more, binary bool, data []byte) error {
 	// registers a callback per frame, and a timer per write would come
 	// on top.
 	s.watchWrite()
-	err := s.conn.Write(context.Background(), typ, msg)
+	err := s.writeMessageLocked(typ, data)
 	s.writeStart.Store(0)
 	if err != nil {
 		s.reg.log.Debug("write to target failed", s.logID(), zap.Error(err))
 		s.end(CauseWrite, int(websocket.StatusAbnormalClosure), "writing to the target failed", 0, "", false)
 		return ErrClosed
 	}
-	s.cfg.Counters.toTarget(len(msg))
+	s.cfg.Counters.toTarget(int(size))
 	return nil
 }
 

@@ -36,10 +36,10 @@ type Session struct {
 	sendMu  sync.Mutex
 	applied int64              // highest n applied
 	held    map[int64]heldSend // early sends waiting for their turn
-	heldLen int64
-	frag    []byte // the message being assembled from fragments
-	fragOn  bool
-	fragBin bool
+	heldLen int64              // payload bytes in held
+	frag    assembly           // the message being assembled from fragments
+	// clientMem is what held and frag add to reg.buffered (inbound.go).
+	clientMem int64
 
 	// The write watchdog enforces WriteTimeout without a context (and
 	// its timer and callback) per write: writeStart is when the write in
@@ -317,6 +317,7 @@ func (s *Session) end(cause Cause, code int, reason string, targetCode websocket
 			_ = s.conn.CloseNow()
 		}
 		s.cancel()
+		s.freeClientData()
 		s.reg.log.Debug("session ended", s.logID(), zap.Int("code", code))
 		if s.cfg.OnEnd != nil {
 			s.cfg.OnEnd(s, code)

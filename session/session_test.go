@@ -21,7 +21,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // wsTarget is a real WebSocket target running handle on each
 // connection; it stops, handlers finished, at the test's cleanup
 // (registered now, so it runs after the cleanups registered later).
-func wsTarget(t *testing.T, handle func(r *http.Request, c *websocket.Conn)) string {
+func wsTarget(t testing.TB, handle func(r *http.Request, c *websocket.Conn)) string {
 	var wg sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Counted before the handshake so cleanup's Wait cannot race it.
@@ -264,16 +264,22 @@ func TestDialErrors(t *testing.T) {
 	defer redirect.Close()
 	plain := httptest.NewServer(http.NotFoundHandler())
 	defer plain.Close()
-	for name, target := range map[string]string{
-		"refused":  "ws://127.0.0.1:1/",
-		"redirect": "ws" + strings.TrimPrefix(redirect.URL, "http"),
-		"not ws":   "ws" + strings.TrimPrefix(plain.URL, "http"),
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler()) // a certificate nobody trusts
+	defer tlsSrv.Close()
+	for name, tc := range map[string]struct {
+		target string
+		kind   session.DialKind
+	}{
+		"refused":  {"ws://127.0.0.1:1/", session.DialConnect},
+		"redirect": {"ws" + strings.TrimPrefix(redirect.URL, "http"), session.DialRedirect},
+		"not ws":   {"ws" + strings.TrimPrefix(plain.URL, "http"), session.DialHandshake},
+		"tls":      {"wss" + strings.TrimPrefix(tlsSrv.URL, "https"), session.DialTLS},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := reg.Open(context.Background(), session.OpenRequest{Target: target})
+			_, err := reg.Open(context.Background(), session.OpenRequest{Target: tc.target})
 			var de *session.DialError
-			if !errors.As(err, &de) {
-				t.Fatalf("got %v, want a DialError", err)
+			if !errors.As(err, &de) || de.Kind != tc.kind {
+				t.Fatalf("got %v, want a DialError of kind %d", err, tc.kind)
 			}
 		})
 	}

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/polysocket/polysocket/internal/testenv"
+	"go.uber.org/goleak"
 )
 
 // Bounds of the process helpers.
@@ -325,4 +326,13 @@ func (p *Proc) LogTail(n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// Main is a TestMain for a package of process tests: it runs the tests,
+// checks that no goroutine leaked (goleak), and removes the built binary.
+func Main(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		RemoveBuild()
+		os.Exit(code)
+	}))
 }

@@ -185,12 +185,18 @@ type StackOptions struct {
 	// HeaderTimeout and IdleTimeout are the server's ReadHeaderTimeout
 	// (default 10s) and IdleTimeout (default none).
 	HeaderTimeout, IdleTimeout time.Duration
+	// Log is the router's and relay's logger; nil means the test's log,
+	// warnings and up.
+	Log *zap.Logger
 }
 
 // NewStack starts a stack on loopback; everything stops at cleanup.
 func NewStack(t testing.TB, opts StackOptions) *Stack {
 	t.Helper()
-	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	log := opts.Log
+	if log == nil {
+		log = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	}
 	bus := membus.New(0)
 	toks := opts.Tokens
 	if len(toks) == 0 {

@@ -233,7 +233,9 @@ func setupBoth(c *cli.Context, log *zap.Logger, ls listeners) (*process.Process,
 		return fail(err)
 	}
 	mux := http.NewServeMux()
-	mountRouter(c, mux, rt, rcfg, m)
+	if err := mountRouter(c, mux, rt, rcfg, m); err != nil {
+		return fail(err)
+	}
 	mountRelay(mux, rl)
 	if d != nil {
 		mux.Handle("/", d)
@@ -333,7 +335,10 @@ func runRouter(c *cli.Context) error {
 		return err
 	}
 	mux := http.NewServeMux()
-	mountRouter(c, mux, rt, rcfg, m)
+	if err := mountRouter(c, mux, rt, rcfg, m); err != nil {
+		ls.close()
+		return err
+	}
 	svc, err := newProcess(c, log, ls, mux, nil, m, redisCheck(rb))
 	if err != nil {
 		ls.close()
@@ -381,9 +386,16 @@ func runRelay(c *cli.Context) error {
 	return svc.Run(c.Context)
 }
 
-func mountRouter(c *cli.Context, mux *http.ServeMux, rt *router.Router, cfg router.Config, m *metrics.Metrics) {
+// mountRouter mounts /create and the browser library (minified here, at
+// startup).
+func mountRouter(c *cli.Context, mux *http.ServeMux, rt *router.Router, cfg router.Config, m *metrics.Metrics) error {
 	mux.Handle("/create", createLimit(c, rt, cfg, m))
-	mux.Handle("/polysocket.js", client.Handler())
+	lib, err := client.New()
+	if err != nil {
+		return err
+	}
+	lib.Mount(mux)
+	return nil
 }
 
 func mountRelay(mux *http.ServeMux, rl *relay.Relay) {

@@ -314,8 +314,8 @@ func testCloseByTarget(t *testing.T, b Browser) {
 }
 
 // testRelayEndsSession: the target vanishes without a close frame, so the
-// relay ends the session with 1006; the page sees error then close 1006,
-// not clean.
+// relay ends the session with 1006; the page sees close 1006, not clean,
+// and no error event (as with a native WebSocket: see like-native).
 func testRelayEndsSession(t *testing.T, b Browser) {
 	e := newEnv(t, b, "none", session.Config{})
 	tg := testenv.NewTarget(t, testenv.TargetOptions{Handle: func(ctx context.Context, c *websocket.Conn) {
@@ -325,7 +325,9 @@ func testRelayEndsSession(t *testing.T, b Browser) {
 	id := e.openRelay(tg.URL)
 	e.tab.eval(fmt.Sprintf("T.send(%d, 'vanish')", id), nil)
 	e.tab.poll("the close event", 20*time.Second, fmt.Sprintf("T.socks[%d].ps.readyState === 3", id), nil)
-	wantClose(t, e.tab.snapshot(id), 1006, "", false)
+	if got := eventsString(e.tab.snapshot(id)); got != "open(relay), close(1006 \"\" clean=false)" {
+		t.Fatalf("events %s, want open and close 1006 only", got)
+	}
 }
 
 // testRelayLostSession: the relay forgets a session while the page
@@ -375,7 +377,7 @@ func testRelayLostSession(t *testing.T, b Browser) {
 	e.front.setBlackout("")
 	e.tab.poll("the close event", 45*time.Second, fmt.Sprintf("T.socks[%d].ps.readyState === 3", id), nil)
 	evs = e.tab.snapshot(id)
-	wantClose(t, evs, 1006, "", false)
+	wantClose(t, evs, 1006, "PolySocket: session gone", false)
 	for _, ev := range evs {
 		if ev.Type == "message" {
 			t.Fatalf("the page got a message from a lost session: %s", eventsString(evs))

@@ -267,8 +267,10 @@ func skipRegex(src string, i int) int {
 }
 
 func TestLibraryIsES3(t *testing.T) {
-	for _, p := range es3Problems(string(Source())) {
-		t.Error(p)
+	for _, b := range builds(t) {
+		for _, p := range es3Problems(string(b.src)) {
+			t.Errorf("%s: %s", b.name, p)
+		}
 	}
 }
 

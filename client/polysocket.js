@@ -45,10 +45,12 @@
   // under the six connections a browser opens per host.
   var MAX_FLIGHT = 4;
   var doc = win.document;
-  // The native constructor as the page had it when we loaded, in case the
-  // page later installs PolySocket as window.WebSocket.
+  // The native constructor as the page had it when we loaded (or when
+  // install replaced it): the native-first attempt still needs it once
+  // PolySocket stands in for window.WebSocket.
   var loadedNative = win.WebSocket || win.MozWebSocket;
-  var defaultRouter = scriptOrigin();
+  var ownScript = currentScript();
+  var defaultRouter = scriptOrigin(ownScript);
   var seqCb = 0;               // JSONP callback counter
   var live = [];               // relay sessions, closed on page unload
   var unloadHooked = false;
@@ -73,14 +75,26 @@
     return err;
   }
 
-  // scriptOrigin finds the origin this file was loaded from, the default
-  // router: the last script tag while this one executes.
-  function scriptOrigin() {
-    if (!doc || !doc.getElementsByTagName) { return ''; }
+  // currentScript finds this file's script tag while it executes:
+  // document.currentScript, or in old browsers the last script tag, which
+  // is this one only while the parser runs (not for an ES module import
+  // or a script added later: then none).
+  function currentScript() {
+    if (doc && doc.currentScript) { return doc.currentScript; }
+    if (!doc || !doc.getElementsByTagName || (doc.readyState && doc.readyState !== 'loading')) { return null; }
     var s = doc.getElementsByTagName('script');
-    var src = s.length ? s[s.length - 1].src : '';
-    var m = /^(https?:\/\/[^\/?#]+)/i.exec(src || '');
+    return s.length ? s[s.length - 1] : null;
+  }
+
+  // scriptOrigin is the origin el was loaded from, the default router.
+  function scriptOrigin(el) {
+    var m = /^(https?:\/\/[^\/?#]+)/i.exec((el && el.src) || '');
     return m ? m[1] : '';
+  }
+
+  // dataAttr reads a data-* attribute of el; '' when missing.
+  function dataAttr(el, name) {
+    return (el && el.getAttribute && el.getAttribute('data-' + name)) || '';
   }
 
   function hasArrayBuffer() { return typeof win.ArrayBuffer === 'function' || typeof win.ArrayBuffer === 'object'; }
@@ -319,7 +333,7 @@
     this._remember = options.rememberFallback !== false;
 
     var Native = win.WebSocket;
-    if (Native === PolySocket) { Native = loadedNative; }
+    if (ours(Native)) { Native = loadedNative; }
     if (options.forcePolyfill) {
       startRelay(this, 'forced');
     } else if (!Native) {
@@ -389,12 +403,14 @@
     fire(ps, 'open');
   }
 
-  // finished ends the socket once: an 'error' first when the end was not
-  // clean (as WebSocket does), then 'close'.
+  // finished ends the socket once: 'close', after an 'error' when errInfo
+  // is given. As WebSocket, 'error' means this side failed the connection
+  // (relay unreachable, session lost, closed while connecting); a target
+  // that vanished (close 1006 from the relay) is only a 'close'.
   function finished(ps, code, reason, wasClean, errInfo) {
     if (ps.readyState === CLOSED) { return; }
     ps.readyState = CLOSED;
-    if (!wasClean) { fire(ps, 'error', errInfo || {}); }
+    if (errInfo) { fire(ps, 'error', errInfo); }
     fire(ps, 'close', {code: code, reason: reason || '', wasClean: !!wasClean});
   }
 
@@ -442,7 +458,7 @@
       if (this._ws) { detachNative(this); }
       if (this._relay) { this._relay.stop(); }
       var self = this;
-      later(function () { finished(self, 1006, '', false); });
+      later(function () { finished(self, 1006, '', false, {}); });
       return;
     }
     this.readyState = CLOSING;
@@ -670,14 +686,17 @@
 
   // lost: the session is gone without a close message.
   Relay.prototype.lost = function (reason, errInfo) {
-    this.end(1006, reason || '', false, errInfo);
+    this.end(1006, reason || '', false, errInfo || {});
   };
 
-  // backoff returns the wait before retry number k (0-based).
+  // backoff returns the wait before retry number k (0-based): doubling
+  // up to BACKOFF_MAX, plus up to half again at random, so that the
+  // sessions a network blip failed together do not retry in step.
   function backoff(k) {
     var d = BACKOFF_MIN, i;
     for (i = 0; i < k && d < BACKOFF_MAX; i++) { d *= 2; }
-    return d < BACKOFF_MAX ? d : BACKOFF_MAX;
+    if (d > BACKOFF_MAX) { d = BACKOFF_MAX; }
+    return d + Math.floor(Math.random() * d / 2);
   }
 
   // ----- receive
@@ -688,7 +707,7 @@
     if (this.done) { return; }
     this.abortPoll = jsonp(this.base + '/j/' + this.socket, {ttl: TTL, a: this.ack}, TTL + 10000, function (r) {
       if (self.done) { return; }
-      if (!r || r.ok === false) { self.lost('', {message: (r && r.error) || 'session gone'}); return; }
+      if (!r || r.ok === false) { self.lost('PolySocket: session gone', {message: (r && r.error) || 'session gone'}); return; }
       self.pollFailedAt = 0;
       self.pollTries = 0;
       self.deliver(r.messages || []);
@@ -709,7 +728,7 @@
     var self = this, wait;
     if (this.done) { return; }
     if (!this.pollFailedAt) { this.pollFailedAt = now(); this.pollTries = 0; }
-    if (now() - this.pollFailedAt > GIVE_UP) { this.lost('', {message: 'relay unreachable'}); return; }
+    if (now() - this.pollFailedAt > GIVE_UP) { this.lost('PolySocket: relay unreachable', {message: 'relay unreachable'}); return; }
     wait = backoff(this.pollTries++);
     if (!corsXHR()) {
       later(function () { self.poll(); }, wait);
@@ -717,7 +736,7 @@
     }
     xhrStatus('GET', this.base + '/j/' + this.socket + '?' + query({ttl: 0, a: this.ack}), null, SEND_TIMEOUT, function (status) {
       if (self.done) { return; }
-      if (status === 403) { self.lost('', {message: 'session gone'}); return; }
+      if (status === 403) { self.lost('PolySocket: session gone', {message: 'session gone'}); return; }
       later(function () { self.poll(); }, wait);
     });
   };
@@ -918,7 +937,7 @@
   Relay.prototype.failed = function (rec) {
     var self = this;
     if (!rec.failedAt) { rec.failedAt = now(); }
-    if (now() - rec.failedAt > GIVE_UP) { this.lost('', {message: 'relay unreachable'}); return; }
+    if (now() - rec.failedAt > GIVE_UP) { this.lost('PolySocket: relay unreachable', {message: 'relay unreachable'}); return; }
     later(function () { if (!self.done && !self.gone) { self.fly(rec, true); } }, backoff(rec.tries++));
   };
 
@@ -927,7 +946,7 @@
   Relay.prototype.sessionGone = function () {
     var self = this;
     this.gone = true;
-    later(function () { if (!self.done) { self.lost('', {message: 'session gone'}); } }, GONE_GRACE);
+    later(function () { if (!self.done) { self.lost('PolySocket: session gone', {message: 'session gone'}); } }, GONE_GRACE);
   };
 
   // --------------------------------------------------------------- unload
@@ -962,5 +981,55 @@
     }
   }
 
+  // ---------------------------------------------------------- install mode
+
+  // merge copies from's own properties onto to (from may be missing:
+  // for-in over undefined throws in ES3 engines).
+  function merge(to, from) {
+    var k;
+    if (from) {
+      for (k in from) { if (from.hasOwnProperty(k)) { to[k] = from[k]; } }
+    }
+    return to;
+  }
+
+  // ours reports whether a constructor is PolySocket or one install made.
+  function ours(C) { return !!C && (C === PolySocket || C._polysocket === true); }
+
+  /**
+   * PolySocket.install(defaults) puts PolySocket in place of
+   * window.WebSocket, so code that constructs WebSocket itself gets the
+   * fallback unchanged: new WebSocket(url, protocols) is then
+   * new PolySocket(url, protocols, defaults). defaults are PolySocket's
+   * options (router, token, forcePolyfill). Returns the constructor it
+   * installed, which can also be handed to a library as its WebSocket.
+   */
+  PolySocket.install = function (defaults) {
+    var cur = win.WebSocket;
+    if (cur && !ours(cur)) { loadedNative = cur; }
+    function WebSocket(url, protocols, options) {
+      return new PolySocket(url, protocols, merge(merge({}, defaults), options));
+    }
+    // instanceof and the constants work as on the real one.
+    WebSocket.prototype = PolySocket.prototype;
+    WebSocket.CONNECTING = CONNECTING;
+    WebSocket.OPEN = OPEN;
+    WebSocket.CLOSING = CLOSING;
+    WebSocket.CLOSED = CLOSED;
+    WebSocket._polysocket = true;
+    win.WebSocket = WebSocket;
+    return WebSocket;
+  };
+
+  /** PolySocket.uninstall() gives window.WebSocket back its native value. */
+  PolySocket.uninstall = function () {
+    if (ours(win.WebSocket)) { win.WebSocket = loadedNative; }
+  };
+
   win.PolySocket = PolySocket;
+  // <script src=".../polysocket.js" data-token="T" data-router="URL">
+  // installs at once, for pages whose WebSocket users load after it.
+  if (dataAttr(ownScript, 'token') || dataAttr(ownScript, 'router')) {
+    PolySocket.install({router: dataAttr(ownScript, 'router') || undefined, token: dataAttr(ownScript, 'token') || undefined});
+  }
 }(typeof window !== 'undefined' ? window : this));

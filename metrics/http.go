@@ -36,7 +36,7 @@ func endpointOf(path string) endpoint {
 		return epClose
 	case strings.HasPrefix(path, "/j/"):
 		return epPoll
-	case path == "/polysocket.js":
+	case strings.HasPrefix(path, "/polysocket.") && (strings.HasSuffix(path, ".js") || path == "/polysocket.json"):
 		return epClient
 	case path == "/metrics":
 		return epMetrics

@@ -4,11 +4,14 @@
 # and headless Chromium and Firefox tests, some through squid and nginx,
 # and a real Prometheus for deploy/), then each fuzz target for a bounded
 # time. Installs what the tests need (redis-server, chromium, firefox-esr,
-# squid, nginx-light, prometheus) when missing.
+# squid, nginx-light, prometheus, npm) when missing.
 #
 #   FUZZTIME=0     skips fuzzing; any other value (1m, 500000x) is passed
 #                  to scripts/fuzz.sh, whose default is a fixed number of
 #                  executions per target (about 10 s each)
+#   SOAK_LONG=1    makes the fault-injection soak (e2e/soak) the long run,
+#                  100 sessions × 1,000 messages each way; SOAK_SESSIONS,
+#                  SOAK_MESSAGES and SOAK_SEED (replay) set it finer
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +32,10 @@ need squid squid
 need nginx nginx-light
 need prometheus prometheus
 need promtool prometheus
+# npm: the client package test (npm pack, tsc) and the third-party
+# browser clients, each installed with npm ci from a pinned lock file.
+need node nodejs
+need npm npm
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

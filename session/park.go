@@ -175,9 +175,17 @@ func (s *Session) flushAnswer() {
 	var answer func()
 	if p := s.parked; p != nil && len(s.queue) > 0 {
 		answer = s.detachParkedLocked(s.batchLocked(p.maxBytes), nil)
+		// Writing the answer to a slow client can take long, and the
+		// read loop reads nothing meanwhile: a pong waits behind it, as
+		// when the queue is full, so a missed one does not count.
+		s.paused = true
+		s.pausedAt++
 	}
 	s.mu.Unlock()
 	if answer != nil {
 		answer()
+		s.mu.Lock()
+		s.paused = false
+		s.mu.Unlock()
 	}
 }

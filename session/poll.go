@@ -36,8 +36,9 @@ type Batch struct {
 // Poll waits for messages for the client. It answers at once when some
 // are queued, with a heartbeat when the TTL runs out, and with an empty
 // batch when a newer poll takes over. It returns ErrAck for an ack beyond
-// the last message, ErrUnknown for a session whose close was acked or
-// whose grace is over, and ctx.Err() when the client went away.
+// the last message, an empty batch to the ack of the close (which forgets
+// the session), ErrUnknown for a session whose close was acked or whose
+// grace is over, and ctx.Err() when the client went away.
 //
 // A poll that has to wait is parked as PollPark parks it, at once; Poll
 // then waits for the parked poll's answer (or ctx).
@@ -82,8 +83,10 @@ func (s *Session) park(req PollRequest, answer func(Batch, error)) (b Batch, par
 	b, parked, err = s.parkLocked(req, answer)
 	s.mu.Unlock()
 	if err == errRemove {
+		// The ack of the close message: answered with nothing, quietly
+		// (no 403 for the page), and the session is forgotten.
 		s.removeNow()
-		err = ErrUnknown
+		b, err = closeAcked(), nil
 	}
 	if !parked {
 		s.endRequest()
@@ -197,3 +200,9 @@ func (s *Session) ackLocked(seq int64) {
 	s.accountLocked()
 	s.notifyLocked()
 }
+
+// closeAcked answers the poll that acks the close message: an empty batch,
+// so that the client's last request succeeds quietly (a 403 there would
+// be a failed script load in every page whose socket ended). The session
+// is forgotten; a later request gets ErrUnknown.
+func closeAcked() Batch { return Batch{Messages: []*Message{}} }

@@ -75,13 +75,16 @@ type Session struct {
 	readHooked bool
 	paused     bool  // the read loop waits for buffer space
 	pausedAt   int64 // count of pauses, to tell a ping that one happened
-	ending     bool  // the close message is queued
-	closeSeq   int64
-	cause      Cause // why the session ended; see metrics.go
-	removed    bool
-	active     int       // requests in progress
-	lastEnd    time.Time // when the last request ended
-	idle       *time.Timer
+	// reads counts the messages read from the target: one read while a
+	// ping waits shows the target alive, its pong behind data in flight.
+	reads    atomic.Int64
+	ending   bool // the close message is queued
+	closeSeq int64
+	cause    Cause // why the session ended; see metrics.go
+	removed  bool
+	active   int       // requests in progress
+	lastEnd  time.Time // when the last request ended
+	idle     *time.Timer
 	// idleArmed says idle is pending. A request's end only notes lastEnd
 	// while it is: the timer checks lastEnd when it fires and re-arms.
 	idleArmed bool
@@ -213,6 +216,7 @@ func (s *Session) readLoop() {
 			s.inAnswer = false
 		}
 		s.mu.Unlock()
+		s.reads.Add(1)
 		s.cfg.Counters.fromTarget(len(data))
 		if burst++; burst%readYieldEvery == 0 {
 			// A target that pushes without pause never blocks this loop,
@@ -457,13 +461,20 @@ func (s *Session) onPingTimer() {
 	s.mu.Unlock()
 	defer s.reg.g.done()
 	if !paused {
+		reads := s.reads.Load()
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.PingTimeout)
 		err := s.conn.Ping(ctx)
 		cancel()
 		s.mu.Lock()
 		// A pong cannot be read while the read loop is paused by
 		// backpressure; such a miss does not count against the target.
-		missed := err != nil && s.pausedAt == pauses && !s.paused
+		// Only the timeout is a miss: a ping that failed because the
+		// connection closed leaves the read loop to report how it closed
+		// (the target's own close frame, say).
+		// A message read meanwhile shows the target alive: on a slow
+		// link its pong comes behind the data already in flight.
+		missed := errors.Is(err, context.DeadlineExceeded) && s.pausedAt == pauses && !s.paused &&
+			s.reads.Load() == reads
 		s.mu.Unlock()
 		if missed && s.ctx.Err() == nil {
 			s.reg.log.Debug("target missed a pong", s.logID(), zap.Error(err))

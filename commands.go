@@ -12,6 +12,7 @@ import (
 	"github.com/polysocket/polysocket/demo"
 	"github.com/polysocket/polysocket/membus"
 	"github.com/polysocket/polysocket/metrics"
+	"github.com/polysocket/polysocket/process"
 	"github.com/polysocket/polysocket/redisbus"
 	"github.com/polysocket/polysocket/relay"
 	"github.com/polysocket/polysocket/router"
@@ -173,12 +174,12 @@ func runBoth(c *cli.Context) error {
 		return err
 	}
 	defer cleanup()
-	return svc.run(c.Context)
+	return svc.Run(c.Context)
 }
 
 // setupBoth builds `both`: a router and a relay on one listener, on an
 // in-process bus (or Redis with --redis).
-func setupBoth(c *cli.Context, log *zap.Logger, ls listeners) (*service, func(), error) {
+func setupBoth(c *cli.Context, log *zap.Logger, ls listeners) (*process.Process, func(), error) {
 	fqdn := c.String("fqdn")
 	if fqdn == "" {
 		fqdn = "localhost:" + strconv.Itoa(ls.public.Addr().(*net.TCPAddr).Port)
@@ -189,7 +190,7 @@ func setupBoth(c *cli.Context, log *zap.Logger, ls listeners) (*service, func(),
 			cleanups[i]()
 		}
 	}
-	fail := func(err error) (*service, func(), error) {
+	fail := func(err error) (*process.Process, func(), error) {
 		cleanup()
 		return nil, nil, err
 	}
@@ -240,11 +241,10 @@ func setupBoth(c *cli.Context, log *zap.Logger, ls listeners) (*service, func(),
 		mux.Handle("/", d)
 		log.Info("demo page at http://" + fqdn + "/ with an echo WebSocket at ws://" + fqdn + "/echo")
 	}
-	svc, err := newService(c, log, ls, mux, rl, m, c.Duration("max-ttl"))
+	svc, err := newProcess(c, log, ls, mux, rl, m, b.check)
 	if err != nil {
 		return fail(err)
 	}
-	svc.busCheck = b.check
 	log.Info("polysocket both", zap.String("fqdn", fqdn), zap.String("sessions", "{uniq}."+fqdn))
 	return svc, cleanup, nil
 }
@@ -339,13 +339,12 @@ func runRouter(c *cli.Context) error {
 		ls.close()
 		return err
 	}
-	svc, err := newService(c, log, ls, mux, nil, m, 0)
+	svc, err := newProcess(c, log, ls, mux, nil, m, redisCheck(rb))
 	if err != nil {
 		ls.close()
 		return err
 	}
-	svc.busCheck = redisCheck(rb)
-	return svc.run(c.Context)
+	return svc.Run(c.Context)
 }
 
 func runRelay(c *cli.Context) error {
@@ -378,14 +377,13 @@ func runRelay(c *cli.Context) error {
 	}
 	mux := http.NewServeMux()
 	mountRelay(mux, rl)
-	svc, err := newService(c, log, ls, mux, rl, m, c.Duration("max-ttl"))
+	svc, err := newProcess(c, log, ls, mux, rl, m, redisCheck(rb))
 	if err != nil {
 		ls.close()
 		return err
 	}
-	svc.busCheck = redisCheck(rb)
 	log.Info("polysocket relay", zap.String("id", rl.ID()), zap.String("fqdn", c.String("fqdn")))
-	return svc.run(c.Context)
+	return svc.Run(c.Context)
 }
 
 // mountRouter mounts /create and the browser library (minified here, at
@@ -401,8 +399,7 @@ func mountRouter(c *cli.Context, mux *http.ServeMux, rt *router.Router, cfg rout
 }
 
 func mountRelay(mux *http.ServeMux, rl *relay.Relay) {
-	h := rl.Handler()
-	mux.Handle("/s/", h)
-	mux.Handle("/c/", h)
-	mux.Handle("/j/", h)
+	for _, p := range relay.Patterns() {
+		mux.Handle(p, rl.Handler())
+	}
 }

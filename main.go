@@ -6,9 +6,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/polysocket/polysocket/process"
 	"github.com/urfave/cli/v2"
 )
 
@@ -16,7 +15,7 @@ import (
 var version = "dev"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := process.SignalContext(context.Background())
 	err := newApp().RunContext(ctx, os.Args)
 	stop()
 	if err != nil {

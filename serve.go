@@ -9,18 +9,16 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/netip"
 	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/polysocket/polysocket/metrics"
 	"github.com/polysocket/polysocket/netguard"
+	"github.com/polysocket/polysocket/process"
 	"github.com/polysocket/polysocket/ratelimit"
 	"github.com/polysocket/polysocket/relay"
 	"github.com/polysocket/polysocket/router"
@@ -47,18 +45,22 @@ func serverFlags() []cli.Flag {
 	)
 }
 
+// relayFlags are a relay's flags; their defaults are the relay's and
+// the sessions' own (relay.DefaultConfig).
 func relayFlags() []cli.Flag {
+	rd := relay.DefaultConfig()
+	sd := rd.Session
 	return []cli.Flag{
 		&cli.StringFlag{Name: "fqdn", Usage: "the relay's public host[:port]; sessions live at {uniq}.{fqdn} (needs a wildcard DNS record)", EnvVars: env("FQDN")},
 		&cli.StringFlag{Name: "id", Usage: "the relay's name on the bus (default: random)", EnvVars: env("ID")},
-		&cli.IntFlag{Name: "capacity", Value: 10000, Usage: "most live sessions", EnvVars: env("CAPACITY")},
-		&cli.DurationFlag{Name: "dial-timeout", Value: 10 * time.Second, Usage: "time allowed to open the target WebSocket", EnvVars: env("DIAL_TIMEOUT")},
-		&cli.DurationFlag{Name: "idle-timeout", Value: 30 * time.Second, Usage: "a session with no request for this long ends (the target gets 1001)", EnvVars: env("IDLE_TIMEOUT")},
-		&cli.DurationFlag{Name: "ping-interval", Value: 20 * time.Second, Usage: "how often targets are pinged", EnvVars: env("PING_INTERVAL")},
-		&cli.DurationFlag{Name: "park-after", Value: 20 * time.Millisecond, Usage: "how long a held poll that net/http serves (not a plain session request, which the relay serves and parks at once) waits before its connection is taken out of it (parked: far less memory per idle session); negative: at once", EnvVars: env("PARK_AFTER")},
-		&cli.DurationFlag{Name: "max-ttl", Value: 60 * time.Second, Usage: "longest a poll is held", EnvVars: env("MAX_TTL")},
-		&cli.Int64Flag{Name: "max-message", Value: 1 << 20, Usage: "largest message either way, bytes", EnvVars: env("MAX_MESSAGE")},
-		&cli.Int64Flag{Name: "max-buffered", Value: 1 << 20, Usage: "bytes buffered per session before the relay stops reading the target (each message counts 72 bytes besides its payload)", EnvVars: env("MAX_BUFFERED")},
+		&cli.IntFlag{Name: "capacity", Value: rd.Capacity, Usage: "most live sessions", EnvVars: env("CAPACITY")},
+		&cli.DurationFlag{Name: "dial-timeout", Value: sd.DialTimeout, Usage: "time allowed to open the target WebSocket", EnvVars: env("DIAL_TIMEOUT")},
+		&cli.DurationFlag{Name: "idle-timeout", Value: sd.IdleTimeout, Usage: "a session with no request for this long ends (the target gets 1001)", EnvVars: env("IDLE_TIMEOUT")},
+		&cli.DurationFlag{Name: "ping-interval", Value: sd.PingInterval, Usage: "how often targets are pinged", EnvVars: env("PING_INTERVAL")},
+		&cli.DurationFlag{Name: "park-after", Value: rd.ParkAfter, Usage: "how long a held poll that net/http serves (not a plain session request, which the relay serves and parks at once) waits before its connection is taken out of it (parked: far less memory per idle session); negative: at once", EnvVars: env("PARK_AFTER")},
+		&cli.DurationFlag{Name: "max-ttl", Value: rd.MaxTTL, Usage: "longest a poll is held", EnvVars: env("MAX_TTL")},
+		&cli.Int64Flag{Name: "max-message", Value: sd.MaxMessage, Usage: "largest message either way, bytes", EnvVars: env("MAX_MESSAGE")},
+		&cli.Int64Flag{Name: "max-buffered", Value: sd.MaxBuffered, Usage: "bytes buffered per session before the relay stops reading the target (each message counts 72 bytes besides its payload)", EnvVars: env("MAX_BUFFERED")},
 		&cli.Int64Flag{Name: "max-buffered-total", Value: 256 << 20, Usage: "bytes all sessions together buffer both ways (counted as --max-buffered; client sends held for their turn or being assembled from fragments count too) before every session holding a message stops reading its target until its client takes it, and client sends that would be held are answered 503 (retried); 0: no bound", EnvVars: env("MAX_BUFFERED_TOTAL")},
 		&cli.Int64Flag{Name: "max-body", Usage: "largest POST body, bytes (default: 3 × --max-message + 64 KiB)", EnvVars: env("MAX_BODY")},
 		&cli.BoolFlag{Name: "forward-origin", Value: true, Usage: "pass the browser's Origin to the target", EnvVars: env("FORWARD_ORIGIN")},
@@ -75,7 +77,7 @@ func relayFlags() []cli.Flag {
 
 func routerFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.DurationFlag{Name: "establish-timeout", Value: 15 * time.Second, Usage: "how long a relay may take to answer an establish request", EnvVars: env("ESTABLISH_TIMEOUT")},
+		&cli.DurationFlag{Name: "establish-timeout", Value: router.DefaultConfig().EstablishTimeout, Usage: "how long a relay may take to answer an establish request", EnvVars: env("ESTABLISH_TIMEOUT")},
 		&cli.Float64Flag{Name: "create-rate", Value: 10, Usage: "sessions per second one client address may create, sustained (0: no limit)", EnvVars: env("CREATE_RATE")},
 		&cli.IntFlag{Name: "create-burst", Value: 50, Usage: "sessions one client address may create at once", EnvVars: env("CREATE_BURST")},
 		&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable), e.g. 10.0.0.0/8", EnvVars: env("TRUSTED_PROXY")},
@@ -182,8 +184,7 @@ func relayConfig(c *cli.Context, place relayPlace) (relay.Config, error) {
 		Capacity: c.Int("capacity"),
 		MaxTTL:   c.Duration("max-ttl"),
 		MaxBody:  c.Int64("max-body"),
-		// Held polls leave net/http; service serves their connections'
-		// next requests from the relay's Handback.
+		// Held polls leave their handler (httpconn.Park).
 		ParkPolls: true,
 		ParkAfter: c.Duration("park-after"),
 		Session: session.Config{
@@ -353,312 +354,25 @@ func newServer(c *cli.Context, h http.Handler, log *zap.Logger, maxTTL time.Dura
 	}
 }
 
-// service is what runs inside a process: a relay, a router, or both.
-type service struct {
-	log *zap.Logger
-	srv *http.Server
-	// back serves the connections a relay hands back after answering a
-	// parked poll (relay.Config.ParkPolls); nil in a router.
-	back    *http.Server
-	ln      net.Listener
-	tls     *tls.Config      // nil: plain HTTP
-	relay   *relay.Relay     // nil in a router
-	metrics *metrics.Metrics // never nil
-	// busCheck reports whether the bus answers; nil for the in-process
-	// bus, which always does.
-	busCheck func(context.Context) error
-	// drainTimeout is how long live sessions may go on at shutdown;
-	// closeGrace how long their clients then have to collect the close
-	// message.
-	drainTimeout, closeGrace time.Duration
-	shutdownTimeout          time.Duration
-	// admin serves metrics and profiles on adminLn; nil with
-	// --admin-listen off.
-	admin   *http.Server
-	adminLn net.Listener
-
-	draining atomic.Bool
-}
-
-// newService builds the process's service: the ops endpoints are added
-// to mux, metrics and profiles go on the admin listener, and every
-// public response is counted.
-func newService(c *cli.Context, log *zap.Logger, ls listeners, mux *http.ServeMux, rl *relay.Relay, m *metrics.Metrics, maxTTL time.Duration) (*service, error) {
+// newProcess builds the process: mux serves the public endpoints, rl
+// (nil in a router) its sessions; busCheck is /readyz's. Metrics and
+// profiles go on the admin listener.
+func newProcess(c *cli.Context, log *zap.Logger, ls listeners, mux *http.ServeMux, rl *relay.Relay, m *metrics.Metrics, busCheck func(context.Context) error) (*process.Process, error) {
 	tlsConf, err := serverTLS(c)
 	if err != nil {
 		return nil, err
 	}
-	s := &service{
-		log: log, ln: ls.public, tls: tlsConf, relay: rl, metrics: m,
-		shutdownTimeout: c.Duration("shutdown-timeout"),
+	var maxTTL time.Duration
+	cfg := process.Config{
+		Listener: ls.public, TLS: tlsConf, Relay: rl, Metrics: m,
+		Admin: ls.admin, AdminMetrics: c.Bool("metrics"),
+		BusCheck: busCheck, ShutdownTimeout: c.Duration("shutdown-timeout"), Log: log,
 	}
 	if rl != nil {
-		s.drainTimeout = c.Duration("drain-timeout")
-		s.closeGrace = c.Duration("close-grace")
+		maxTTL = c.Duration("max-ttl")
+		cfg.DrainTimeout = c.Duration("drain-timeout")
+		cfg.CloseGrace = c.Duration("close-grace")
 	}
-	mux.HandleFunc("/healthz", s.healthz)
-	mux.HandleFunc("/readyz", s.readyz)
-	var h http.Handler = mux
-	if rl != nil {
-		h = relayFirst{relay: rl.Handler(), rest: mux}
-	}
-	s.srv = newServer(c, m.Middleware(h), log, maxTTL)
-	if tlsConf != nil && rl != nil {
-		// The relay's fast path takes the TLS connections first (see
-		// run), so the protocols ServeTLS would offer are set here:
-		// HTTP/2 goes on to net/http.
-		tlsConf = tlsConf.Clone()
-		tlsConf.NextProtos = []string{"h2", "http/1.1"}
-	}
-	s.tls = tlsConf
-	s.srv.TLSConfig = tlsConf
-	if rl != nil {
-		// The handed-back connections are already TLS when the main
-		// ones are: net/http sees the *tls.Conn itself.
-		s.back = newServer(c, s.srv.Handler, log, maxTTL)
-	}
-	if ls.admin != nil {
-		s.adminLn = ls.admin
-		s.admin = newAdmin(c.Bool("metrics"), m, log)
-	}
-	return s, nil
-}
-
-// newAdmin is the admin listener's server. Metrics tell strangers about
-// the traffic, and profiles reveal the process's state and cost CPU, so
-// they have their own listener, meant for loopback or an operator
-// network, and never the public handler. /debug/pprof/cmdline is left
-// out: the command line may hold a Redis password.
-func newAdmin(withMetrics bool, m *metrics.Metrics, log *zap.Logger) *http.Server {
-	mux := http.NewServeMux()
-	if withMetrics {
-		mux.Handle("/metrics", m.Handler())
-	}
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          zap.NewStdLog(log.Named("admin")),
-	}
-}
-
-// healthz answers 200 while the process runs (liveness).
-func (s *service) healthz(w http.ResponseWriter, _ *http.Request) {
-	plain(w, http.StatusOK, "ok\n")
-}
-
-// readyz answers 200 when the process should get traffic: the bus
-// answers within a second and the process is not draining; 503
-// otherwise (readiness).
-func (s *service) readyz(w http.ResponseWriter, r *http.Request) {
-	if s.draining.Load() {
-		plain(w, http.StatusServiceUnavailable, "draining\n")
-		return
-	}
-	if s.busCheck != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-		defer cancel()
-		if err := s.busCheck(ctx); err != nil {
-			plain(w, http.StatusServiceUnavailable, "bus unreachable\n")
-			return
-		}
-	}
-	plain(w, http.StatusOK, "ready\n")
-}
-
-func plain(w http.ResponseWriter, status int, body string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body))
-}
-
-// run serves until ctx is done, then shuts down in order (see drain for
-// a relay): the HTTP server stops taking connections and finishes the
-// requests in flight, creates included.
-func (s *service) run(ctx context.Context) error {
-	runCtx, stopRun := context.WithCancel(context.Background())
-	defer stopRun()
-	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	if s.relay != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.relay.Run(runCtx); err != nil {
-				errc <- fmt.Errorf("relay: %w", err)
-			}
-		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var err error
-		switch {
-		case s.relay != nil:
-			// Session requests take the relay's fast path; net/http
-			// serves the connections it hands over (relay.Listen).
-			ln := s.ln
-			if s.tls != nil {
-				ln = tls.NewListener(ln, s.tls)
-			}
-			idle := s.srv.IdleTimeout
-			if idle == 0 {
-				idle = s.srv.ReadTimeout // as net/http does
-			}
-			err = s.srv.Serve(s.relay.Listen(ln, relay.ListenConfig{
-				Handler:           s.srv.Handler,
-				ReadHeaderTimeout: s.srv.ReadHeaderTimeout,
-				ReadTimeout:       s.srv.ReadTimeout,
-				IdleTimeout:       idle,
-				MaxHeaderBytes:    s.srv.MaxHeaderBytes,
-				Log:               s.log.Named("http"),
-			}))
-		case s.tls != nil:
-			err = s.srv.ServeTLS(s.ln, "", "")
-		default:
-			err = s.srv.Serve(s.ln)
-		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("serving HTTP: %w", err)
-		}
-	}()
-	if s.back != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.back.Serve(s.relay.Handback()); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("serving handed-back HTTP: %w", err)
-			}
-		}()
-	}
-	if s.admin != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.admin.Serve(s.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.log.Warn("serving the admin listener", zap.Error(err))
-			}
-		}()
-		s.log.Info("admin listening (/metrics, /debug/pprof/)", zap.String("addr", s.adminLn.Addr().String()))
-	}
-	s.log.Info("listening", zap.String("addr", s.ln.Addr().String()), zap.Bool("tls", s.tls != nil))
-
-	var err error
-	select {
-	case <-ctx.Done():
-		s.log.Info("shutting down")
-	case err = <-errc:
-	}
-	if s.relay != nil {
-		s.drain()
-	} else {
-		s.setDraining()
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
-	defer cancel()
-	if serr := s.srv.Shutdown(sctx); serr != nil {
-		s.log.Warn("HTTP shutdown", zap.Error(serr))
-		s.srv.Close()
-	}
-	if s.back != nil {
-		if serr := s.back.Shutdown(sctx); serr != nil {
-			s.log.Warn("HTTP shutdown (handed-back connections)", zap.Error(serr))
-			s.back.Close()
-		}
-	}
-	s.log.Info("HTTP server stopped")
-	if s.relay != nil {
-		// Every session has ended; this waits for their goroutines.
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if cerr := s.relay.Shutdown(cctx); cerr != nil {
-			s.log.Warn("closing sessions", zap.Error(cerr))
-		}
-		cancel()
-	}
-	if s.admin != nil {
-		// Closed last, so the drain can be watched; a running CPU
-		// profile or trace is cut short rather than awaited.
-		s.admin.Close()
-	}
-	stopRun()
-	wg.Wait()
-	s.log.Info("stopped")
-	return err
-}
-
-// drain runs a relay's graceful shutdown while HTTP is still served:
-//  1. the relay says it is draining on the bus at once, so routers stop
-//     picking it, and refuses new sessions;
-//  2. live sessions go on until they end or the drain timeout;
-//  3. the rest end with 1001: the target gets a close frame, a held poll
-//     answers the close message at once;
-//  4. clients have the close grace to collect their close message (a
-//     session is forgotten once its close message is delivered or acked).
-func (s *service) drain() {
-	dctx, cancel := context.WithTimeout(context.Background(), s.drainTimeout)
-	defer cancel()
-	s.relay.Drain(dctx)
-	// Only now is /readyz 503: by then routers already skip this relay.
-	s.setDraining()
-	reg := s.relay.Registry()
-	if !waitUntil(dctx, func() bool { return reg.Len() == 0 }) {
-		s.log.Info("drain timeout: closing the remaining sessions with 1001", zap.Int("sessions", reg.Len()))
-	}
-	reg.EndAll(1001, "relay shutting down")
-	gctx, cancel2 := context.WithTimeout(context.Background(), s.closeGrace)
-	defer cancel2()
-	if !waitUntil(gctx, func() bool { return registered(reg) == 0 }) {
-		s.log.Info("close grace over: stopping HTTP", zap.Int("uncollected", registered(reg)))
-	}
-}
-
-// setDraining turns /readyz to 503 and polysocket_draining to 1.
-func (s *service) setDraining() {
-	s.draining.Store(true)
-	s.metrics.SetDraining(true)
-}
-
-// registered counts the sessions the registry still knows, ended ones
-// waiting for their close message to be collected included.
-func registered(reg *session.Registry) int {
-	n := 0
-	reg.Range(func(*session.Session) bool {
-		n++
-		return true
-	})
-	return n
-}
-
-// waitUntil polls cond every 50ms until it holds (true) or ctx is done
-// (false).
-func waitUntil(ctx context.Context, cond func() bool) bool {
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return cond()
-		case <-t.C:
-		}
-	}
-	return true
-}
-
-// relayFirst sends the session endpoints, which carry every message,
-// straight to the relay, sparing them the mux's route-tree walk; the
-// relay hands paths it does not take back to its own mux.
-type relayFirst struct {
-	relay, rest http.Handler
-}
-
-func (h relayFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if p := r.URL.Path; len(p) > 3 && p[0] == '/' && p[2] == '/' && (p[1] == 's' || p[1] == 'c' || p[1] == 'j') {
-		h.relay.ServeHTTP(w, r)
-		return
-	}
-	h.rest.ServeHTTP(w, r)
+	cfg.HTTP = newServer(c, mux, log, maxTTL)
+	return process.New(cfg)
 }

@@ -151,77 +151,32 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // WriteTable writes the report as a table, the baseline beside the relay.
 func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "%s mode, C=%d, %d B messages\n", r.Relay.Mode, r.Relay.Concurrency, r.Relay.Size)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	cols := []*Result{r.Relay}
+	t := table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight), cols: []*Result{r.Relay}}
 	head := "\trelay\t"
 	if r.Direct != nil {
-		cols = append(cols, r.Direct)
+		t.cols = append(t.cols, r.Direct)
 		head = "\trelay\tdirect\t"
 	}
-	fmt.Fprintln(tw, head)
-	row := func(name string, f func(*Result) string) {
-		fmt.Fprint(tw, name+"\t")
-		for _, c := range cols {
-			fmt.Fprint(tw, f(c)+"\t")
-		}
-		fmt.Fprintln(tw)
-	}
-	f1 := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
-	f3 := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
-	i := func(v int64) string { return strconv.FormatInt(v, 10) }
-	row("sessions", func(c *Result) string { return i(c.Sessions) })
-	row("create/s", func(c *Result) string { return f1(c.CreateRate) })
-	row("create p50 ms", func(c *Result) string { return f3(c.CreateLatency.P50) })
-	row("create p99 ms", func(c *Result) string { return f3(c.CreateLatency.P99) })
+	fmt.Fprintln(t.tw, head)
+	t.row("sessions", func(c *Result) string { return fmtInt(c.Sessions) })
+	t.row("create/s", func(c *Result) string { return fmtF1(c.CreateRate) })
+	t.row("create p50 ms", func(c *Result) string { return fmtF3(c.CreateLatency.P50) })
+	t.row("create p99 ms", func(c *Result) string { return fmtF3(c.CreateLatency.P99) })
 	if r.Relay.Mode != ModeIdle {
-		row("seconds", func(c *Result) string { return f1(c.Seconds) })
-		row("messages", func(c *Result) string { return i(c.Messages) })
-		row("msgs/s", func(c *Result) string { return f1(c.MsgsPerSec) })
-		row("latency p50 ms", func(c *Result) string { return f3(c.Latency.P50) })
-		row("latency p90 ms", func(c *Result) string { return f3(c.Latency.P90) })
-		row("latency p99 ms", func(c *Result) string { return f3(c.Latency.P99) })
-		row("latency max ms", func(c *Result) string { return f3(c.Latency.Max) })
-		row("msgs/poll", func(c *Result) string {
-			if c.Polls == 0 {
-				return "-"
-			}
-			return f1(c.MsgsPerPoll)
-		})
+		t.trafficRows()
 	} else {
-		row("healthy", func(c *Result) string { return i(c.Healthy) })
-		row("heartbeats", func(c *Result) string { return i(c.Heartbeats) })
+		t.row("healthy", func(c *Result) string { return fmtInt(c.Healthy) })
+		t.row("heartbeats", func(c *Result) string { return fmtInt(c.Heartbeats) })
 	}
-	row("errors", func(c *Result) string { return i(c.Errors) })
-	row("lost", func(c *Result) string { return i(c.Lost) })
-	row("duplicated", func(c *Result) string { return i(c.Duplicated) })
-	row("reordered", func(c *Result) string { return i(c.Reordered) })
-	row("bench CPU cores", func(c *Result) string { return strconv.FormatFloat(c.BenchCores, 'f', 2, 64) })
-	if r.Relay.RelayCores > 0 {
-		row("relay CPU cores", func(c *Result) string {
-			if c.Path != "relay" {
-				return "-"
-			}
-			return strconv.FormatFloat(c.RelayCores, 'f', 2, 64)
-		})
-	}
-	if r.Relay.RSSAfterKiB > 0 {
-		// Only the relay path has a relay process.
-		rss := func(f func(*Result) string) func(*Result) string {
-			return func(c *Result) string {
-				if c.RSSAfterKiB == 0 {
-					return "-"
-				}
-				return f(c)
-			}
-		}
-		row("relay RSS before KiB", rss(func(c *Result) string { return i(c.RSSBeforeKiB) }))
-		row("relay RSS after KiB", rss(func(c *Result) string { return i(c.RSSAfterKiB) }))
-		row("relay RSS/session KiB", rss(func(c *Result) string { return f1(c.RSSPerSessionKiB) }))
-	}
-	if err := tw.Flush(); err != nil {
+	t.row("errors", func(c *Result) string { return fmtInt(c.Errors) })
+	t.row("lost", func(c *Result) string { return fmtInt(c.Lost) })
+	t.row("duplicated", func(c *Result) string { return fmtInt(c.Duplicated) })
+	t.row("reordered", func(c *Result) string { return fmtInt(c.Reordered) })
+	t.costRows(r.Relay)
+	if err := t.tw.Flush(); err != nil {
 		return err
 	}
-	for _, c := range cols {
+	for _, c := range t.cols {
 		for _, k := range c.ErrorKinds {
 			fmt.Fprintf(w, "%s error ×%d: %s\n", c.Path, k.Count, k.Error)
 		}
@@ -231,3 +186,66 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	return nil
 }
+
+// table writes WriteTable's rows: one column a result.
+type table struct {
+	tw   *tabwriter.Writer
+	cols []*Result
+}
+
+func (t *table) row(name string, f func(*Result) string) {
+	fmt.Fprint(t.tw, name+"\t")
+	for _, c := range t.cols {
+		fmt.Fprint(t.tw, f(c)+"\t")
+	}
+	fmt.Fprintln(t.tw)
+}
+
+// trafficRows are the rows of the modes that move messages.
+func (t *table) trafficRows() {
+	t.row("seconds", func(c *Result) string { return fmtF1(c.Seconds) })
+	t.row("messages", func(c *Result) string { return fmtInt(c.Messages) })
+	t.row("msgs/s", func(c *Result) string { return fmtF1(c.MsgsPerSec) })
+	t.row("latency p50 ms", func(c *Result) string { return fmtF3(c.Latency.P50) })
+	t.row("latency p90 ms", func(c *Result) string { return fmtF3(c.Latency.P90) })
+	t.row("latency p99 ms", func(c *Result) string { return fmtF3(c.Latency.P99) })
+	t.row("latency max ms", func(c *Result) string { return fmtF3(c.Latency.Max) })
+	t.row("msgs/poll", func(c *Result) string {
+		if c.Polls == 0 {
+			return "-"
+		}
+		return fmtF1(c.MsgsPerPoll)
+	})
+}
+
+// costRows are the CPU and memory rows; relay is the relay path's result.
+func (t *table) costRows(relay *Result) {
+	t.row("bench CPU cores", func(c *Result) string { return strconv.FormatFloat(c.BenchCores, 'f', 2, 64) })
+	if relay.RelayCores > 0 {
+		t.row("relay CPU cores", func(c *Result) string {
+			if c.Path != "relay" {
+				return "-"
+			}
+			return strconv.FormatFloat(c.RelayCores, 'f', 2, 64)
+		})
+	}
+	if relay.RSSAfterKiB == 0 {
+		return
+	}
+	// Only the relay path has a relay process.
+	rss := func(f func(*Result) string) func(*Result) string {
+		return func(c *Result) string {
+			if c.RSSAfterKiB == 0 {
+				return "-"
+			}
+			return f(c)
+		}
+	}
+	t.row("relay RSS before KiB", rss(func(c *Result) string { return fmtInt(c.RSSBeforeKiB) }))
+	t.row("relay RSS after KiB", rss(func(c *Result) string { return fmtInt(c.RSSAfterKiB) }))
+	t.row("relay RSS/session KiB", rss(func(c *Result) string { return fmtF1(c.RSSPerSessionKiB) }))
+}
+
+func fmtF1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+func fmtF3(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+func fmtInt(v int64) string  { return strconv.FormatInt(v, 10) }

@@ -11,17 +11,12 @@ import (
 	"go.uber.org/zap"
 )
 
-// establish opens a session for a router's request: it dials the target
-// and answers where the session lives. Establish (metrics.go) wraps it.
+// establish opens a session for a router's request, which refused
+// (metrics.go) let through: it dials the target and answers where the
+// session lives. Establish (metrics.go) wraps it.
 func (r *Relay) establish(req control.EstablishRequest) control.EstablishReply {
 	fail := func(code control.Code, msg string) control.EstablishReply {
 		return control.EstablishReply{ID: req.ID, Code: code, Error: msg}
-	}
-	if r.draining.Load() {
-		return fail(control.CodeUnavailable, "relay is draining")
-	}
-	if r.reg.Len() >= r.cfg.Capacity {
-		return fail(control.CodeUnavailable, msgAtCapacity)
 	}
 	ctx := context.Background()
 	var cancel context.CancelFunc = func() {}
@@ -45,7 +40,7 @@ func (r *Relay) establish(req control.EstablishRequest) control.EstablishReply {
 		r.log.Info("target dial failed", zap.String("establish", req.ID), zap.String("target", req.Target),
 			zap.String("token", req.Token), zap.String("code", string(code)), zap.Error(de.Err))
 		return fail(code, msg)
-	case errors.Is(err, session.ErrCapacity):
+	case errors.Is(err, session.ErrRegistryClosed):
 		return fail(control.CodeUnavailable, "relay is shutting down")
 	case err != nil:
 		r.log.Error("opening a session", zap.Error(err))

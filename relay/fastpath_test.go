@@ -2,7 +2,6 @@ package relay_test
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/polysocket/polysocket/internal/testenv"
-	"github.com/polysocket/polysocket/relay"
 )
 
 // rawConn dials the stack's listener.
@@ -245,7 +243,7 @@ func TestFastPathShutdownClosesIdle(t *testing.T) {
 	conn, br := rawConn(t, st)
 	_, _ = io.WriteString(conn, "GET /j/nosuch?ttl=0 HTTP/1.1\r\nHost: h\r\n\r\n")
 	readAnswer(t, br)
-	if err := st.Relay.Shutdown(ctxT(t, 5*time.Second)); err != nil {
+	if err := st.Conns.Shutdown(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
@@ -257,33 +255,4 @@ func TestFastPathShutdownClosesIdle(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// FuzzParseHead: whatever the fast path takes, net/http reads the same
-// way.
-func FuzzParseHead(f *testing.F) {
-	for _, s := range []string{
-		"GET /j/abc?ttl=0&cb=x HTTP/1.1\r\nHost: h\r\n\r\n",
-		"POST /s/abc HTTP/1.1\r\nHost: h:80\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\n",
-		"GET /c/a-b_C HTTP/1.1\r\nhost: [::1]:8\r\nX-Y:  z \r\n\r\n",
-		"GET /s/x HTTP/1.1\r\nHost: h\r\nContent-Length: 01\r\n\r\n",
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		h, ok := relay.ParseHead(b, 1<<20)
-		if !ok {
-			return
-		}
-		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b)))
-		if err != nil {
-			t.Fatalf("the fast path takes what net/http refuses (%v): %q", err, b)
-		}
-		if req.Method != h.Method || req.URL.RawQuery != h.Query || req.URL.Path != h.Path ||
-			req.Host != h.Host || req.ContentLength != h.ContentLength || req.Close != h.Close ||
-			req.Header.Get("Content-Type") != h.ContentType {
-			t.Fatalf("fast path %+v; net/http %s %s ?%s host %q length %d close %v type %q",
-				h, req.Method, req.URL.Path, req.URL.RawQuery, req.Host, req.ContentLength, req.Close, req.Header.Get("Content-Type"))
-		}
-	})
 }

@@ -50,25 +50,69 @@ func (q *request) done() {
 	q.p = nil
 }
 
-// ServeHTTP routes /s/, /c/ and /j/ with a switch: a ServeMux costs a
-// tree walk and a few allocations per request, and so would any path
-// it matched.
-func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	// Only clean paths: the mux redirects the others (/s/../x) to
-	// their clean form.
-	path := req.URL.Path
-	if len(path) >= 3 && path[0] == '/' && path[2] == '/' && cleanID(path[3:]) {
-		switch path[1] {
-		case 's':
-			r.handleSend(w, req)
-			return
-		case 'c':
-			r.handleClose(w, req)
-			return
-		case 'j':
-			r.handlePoll(w, req)
-			return
+// routes is where the session endpoints are decided, once: the letter
+// of /{letter}/{socket} and its handler. ServeHTTP and Accept read it.
+var routes = [...]struct {
+	letter byte
+	handle func(*Relay, http.ResponseWriter, *http.Request)
+}{
+	{'s', (*Relay).handleSend},
+	{'c', (*Relay).handleClose},
+	{'j', (*Relay).handlePoll},
+}
+
+// route returns the handler of a session endpoint's path, or nil: only
+// clean paths, so that the mux redirects the others (/s/../x) to their
+// clean form.
+func route[P string | []byte](path P) func(*Relay, http.ResponseWriter, *http.Request) {
+	if len(path) < 4 || path[0] != '/' || path[2] != '/' || !cleanID(path[3:]) {
+		return nil
+	}
+	for _, rt := range routes {
+		if rt.letter == path[1] {
+			return rt.handle
 		}
+	}
+	return nil
+}
+
+// Accept reports whether path is a session endpoint's: the requests a
+// connection server (httpconn.Config.Accept) hands to the relay's own
+// handlers.
+func Accept(path []byte) bool { return route(path) != nil }
+
+// WantBody reports whether a request's body is worth reading: its path
+// (one Accept took) names a live session on its Host. It is the
+// connection server's httpconn.Config.WantBody; the handler answers the
+// others from the head.
+func (r *Relay) WantBody(path, host string) bool {
+	if len(path) < 3 {
+		return false
+	}
+	_, ok := r.sessionAt(path[3:], host)
+	return ok
+}
+
+// IsEndpoint is Accept for a path string (a front handler's choice).
+func IsEndpoint(path string) bool { return route(path) != nil }
+
+// Patterns are the ServeMux patterns of the session endpoints (/s/, /c/,
+// /j/), to mount the relay's Handler at.
+func Patterns() []string {
+	ps := make([]string, len(routes))
+	for i, rt := range routes {
+		ps[i] = "/" + string(rt.letter) + "/"
+	}
+	return ps
+}
+
+// ServeHTTP serves the session endpoints from the routes table: a
+// ServeMux costs a tree walk and a few allocations per request, and so
+// would any path it matched.
+func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if h := route(req.URL.Path); h != nil {
+		h(r, w, req)
+		return
 	}
 	r.mux.ServeHTTP(w, req) // anything else: the mux's 404s and redirects
 }
@@ -226,8 +270,16 @@ func (r *Relay) failParse(q *request, err error) {
 
 // cleanID reports whether a path's part after /s/ has no path syntax
 // that ServeMux would clean.
-func cleanID(id string) bool {
-	return id != "." && id != ".." && strings.IndexByte(id, '/') < 0
+func cleanID[P string | []byte](id P) bool {
+	if string(id) == "." || string(id) == ".." {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] == '/' {
+			return false
+		}
+	}
+	return true
 }
 
 // The methods each endpoint allows, as the Allow header lists them.
@@ -259,7 +311,7 @@ func (r *Relay) handleSend(w http.ResponseWriter, req *http.Request) {
 	// The payload is decoded into a pooled buffer: Send does not keep
 	// it once it returns.
 	bp := r.getBuf()
-	sr, code, msg := r.parseSendInto(q.p, (*bp)[:0])
+	sr, code, msg := r.parseSend(q.p, (*bp)[:0])
 	if code != "" {
 		r.putBuf(bp)
 		q.fail(code, msg)
@@ -291,15 +343,10 @@ func (r *Relay) handleSend(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
-// parseSend checks t, d, n and f. A non-empty code means the request is
-// bad.
-func (r *Relay) parseSend(p jsonp.Params) (session.SendRequest, control.Code, string) {
-	return r.parseSendInto(p, nil)
-}
-
-// parseSendInto is parseSend decoding d into buf (appended from its
-// start), so the caller can reuse the buffer.
-func (r *Relay) parseSendInto(p jsonp.Params, buf []byte) (session.SendRequest, control.Code, string) {
+// parseSend checks t, d, n and f, decoding d into buf (appended from its
+// start, so the caller can reuse the buffer). A non-empty code means the
+// request is bad.
+func (r *Relay) parseSend(p jsonp.Params, buf []byte) (session.SendRequest, control.Code, string) {
 	var sr session.SendRequest
 	t, ok := p["t"]
 	if !ok {
@@ -399,7 +446,7 @@ func (r *Relay) handlePoll(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	preq := session.PollRequest{Ack: ack, HasAck: hasAck, TTL: ttl, MaxBytes: r.cfg.MaxPollBytes}
-	if ttl > 0 && r.parkable(req) && r.park(req.Context(), &q, preq) {
+	if ttl > 0 && r.park(req.Context(), &q, req, preq) {
 		return
 	}
 	batch, err := q.s.Poll(req.Context(), preq)

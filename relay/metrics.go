@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"time"
 
 	"github.com/polysocket/polysocket/control"
@@ -20,23 +21,42 @@ type Metrics interface {
 	SessionEnded(cause session.Cause, code int)
 }
 
-// msgAtCapacity is the establish error of a full relay.
-const msgAtCapacity = "relay is at capacity"
+// Why a relay takes no new session now, whatever the request.
+var (
+	errDraining   = errors.New("relay is draining")
+	errAtCapacity = errors.New("relay is at capacity")
+)
+
+// refused says why the relay takes no new session now, or nil.
+func (r *Relay) refused() error {
+	switch {
+	case r.draining.Load():
+		return errDraining
+	case r.reg.Len() >= r.cfg.Capacity:
+		return errAtCapacity
+	}
+	return nil
+}
 
 // Establish opens a session for a router's request: it dials the target
 // and answers where the session lives. It is the relay's handler for bus
 // establish requests.
 func (r *Relay) Establish(req control.EstablishRequest) control.EstablishReply {
-	if r.cfg.Metrics == nil {
-		return r.establish(req)
-	}
 	start := time.Now()
-	rep := r.establish(req)
-	result := control.Code("ok")
-	if !rep.OK {
-		result = rep.Code
+	var rep control.EstablishReply
+	why := r.refused()
+	if why != nil {
+		rep = control.EstablishReply{ID: req.ID, Code: control.CodeUnavailable, Error: why.Error()}
+	} else {
+		rep = r.establish(req)
 	}
-	r.cfg.Metrics.Established(result, rep.Error == msgAtCapacity, time.Since(start))
+	if r.cfg.Metrics != nil {
+		result := control.Code("ok")
+		if !rep.OK {
+			result = rep.Code
+		}
+		r.cfg.Metrics.Established(result, why == errAtCapacity, time.Since(start))
+	}
 	return rep
 }
 

@@ -42,26 +42,30 @@ type Config struct {
 	SweepInterval time.Duration
 	// Session configures the sessions. Its OnEnd is the relay's own.
 	Session session.Config
-	// ParkPolls takes held polls out of net/http (see park.go): the
-	// caller must then serve Handback with an http.Server like its
-	// main one and shut it down with it.
+	// ParkPolls takes held polls out of their handler (see park.go)
+	// when their connection is an httpconn.Server's.
 	ParkPolls bool
-	// ParkAfter is how long a held poll waits in net/http before it is
-	// parked, so that polls answered soon (a chat's, an echo's) skip the
-	// hijack and hand-back, which cost more than they save then.
-	// Default 20ms; negative: at once.
+	// ParkAfter is how long a held poll served by net/http waits in its
+	// handler before it is parked, so that polls answered soon (a
+	// chat's, an echo's) skip the hijack, which costs more than it saves
+	// then; the fast loop's polls park at once. Default 20ms; negative:
+	// at once.
 	ParkAfter time.Duration
 	// Metrics, if set, is told about establishes and ended sessions
 	// (see metrics.go). Traffic is counted by Session.Counters.
 	Metrics Metrics
 }
 
+// DefaultConfig is the configuration whose fields the zero Config's
+// defaults fill (ID stays empty: New draws a random one), for a CLI's
+// flag defaults.
+func DefaultConfig() Config {
+	c := Config{}.withDefaults()
+	c.Session = session.DefaultConfig()
+	return c
+}
+
 func (c Config) withDefaults() Config {
-	if c.ID == "" {
-		var b [6]byte
-		_, _ = rand.Read(b[:])
-		c.ID = "relay-" + hex.EncodeToString(b[:])
-	}
 	if c.Capacity == 0 {
 		c.Capacity = 10000
 	}
@@ -101,15 +105,9 @@ type Relay struct {
 
 	draining atomic.Bool
 
-	// handback takes connections whose parked poll was answered;
-	// parking counts parked polls and answers being written.
-	handback *handback
-	parking  atomic.Int64
 	// parked holds the parked polls (*parked) whose connection is
-	// hijacked, for sweepParked.
+	// parked, for sweepParked.
 	parked sync.Map
-	// fast is the fast path (fastpath.go), once Listen has been called.
-	fast atomic.Pointer[fastServer]
 
 	// orphans are sessions made for a router that stopped waiting; the
 	// router released their count itself.
@@ -123,6 +121,11 @@ type Relay struct {
 // New checks cfg and returns a relay. It starts nothing.
 func New(cfg Config, bus Bus, log *zap.Logger) (*Relay, error) {
 	cfg = cfg.withDefaults()
+	if cfg.ID == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		cfg.ID = "relay-" + hex.EncodeToString(b[:])
+	}
 	if cfg.FQDN == "" {
 		return nil, errors.New("relay: FQDN is required")
 	}
@@ -132,7 +135,7 @@ func New(cfg Config, bus Bus, log *zap.Logger) (*Relay, error) {
 	if cfg.MaxTTL < cfg.DefaultTTL {
 		return nil, errors.New("relay: MaxTTL is below DefaultTTL")
 	}
-	r := &Relay{cfg: cfg, bus: bus, log: log.With(zap.String("relay", cfg.ID)), handback: newHandback()}
+	r := &Relay{cfg: cfg, bus: bus, log: log.With(zap.String("relay", cfg.ID))}
 	scfg := cfg.Session
 	scfg.OnEnd = r.onEnd
 	reg, err := session.New(scfg, r.log)
@@ -144,10 +147,13 @@ func New(cfg Config, bus Bus, log *zap.Logger) (*Relay, error) {
 	if r.cfg.MaxBody == 0 {
 		r.cfg.MaxBody = 3*reg.Config().MaxMessage + 64<<10
 	}
+	// The mux sees only what ServeHTTP's table does not take: it
+	// redirects unclean session paths, gives the handlers what is left
+	// (/s/a/b) and answers 404 to the rest.
 	r.mux = http.NewServeMux()
-	r.mux.HandleFunc("/s/", r.handleSend)
-	r.mux.HandleFunc("/c/", r.handleClose)
-	r.mux.HandleFunc("/j/", r.handlePoll)
+	for _, rt := range routes {
+		r.mux.HandleFunc("/"+string(rt.letter)+"/", func(w http.ResponseWriter, req *http.Request) { rt.handle(r, w, req) })
+	}
 	return r, nil
 }
 
@@ -159,6 +165,9 @@ func (r *Relay) Registry() *session.Registry { return r.reg }
 
 // Handler serves /s/, /c/ and /j/.
 func (r *Relay) Handler() http.Handler { return r }
+
+// MaxBody is the largest request body the relay takes (Config.MaxBody).
+func (r *Relay) MaxBody() int64 { return r.cfg.MaxBody }
 
 // Info is what the relay publishes about itself.
 func (r *Relay) Info() control.RelayInfo {
@@ -248,27 +257,30 @@ func (r *Relay) registerLoop(ctx context.Context) {
 	}
 }
 
+// Sessions returns how many sessions the relay holds: live, and known
+// (ended ones whose close message a client may still collect included).
+func (r *Relay) Sessions() session.Counts { return r.reg.Counts() }
+
+// WaitSessions returns once cond holds for the relay's session counts,
+// checked at every change, or ctx's error when ctx ends first. A drain
+// waits so for the live sessions to end, then for the clients to
+// collect their close message.
+func (r *Relay) WaitSessions(ctx context.Context, cond func(session.Counts) bool) error {
+	return r.reg.WaitUntil(ctx, cond)
+}
+
+// EndSessions ends every live session with code and reason for both
+// sides (a held poll answers the close message at once); the relay goes
+// on serving, so clients can collect it.
+func (r *Relay) EndSessions(code int, reason string) { r.reg.EndAll(code, reason) }
+
 // Shutdown ends every session with 1001 and waits for them, bounded by
-// ctx.
+// ctx: for their goroutines, the answers of their parked polls
+// included. Stop the connections' server (httpconn) first: the
+// connections answered then are closed after their answer.
 func (r *Relay) Shutdown(ctx context.Context) error {
 	r.draining.Store(true)
 	err := r.reg.Close(ctx, 1001, "relay shutting down")
-	// Every parked poll has been answered (its session ended); wait for
-	// the answers being written.
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for r.parking.Load() > 0 && ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-	}
-	r.handback.Close()
-	if f := r.fast.Load(); f != nil {
-		if ferr := f.shutdown(ctx); err == nil {
-			err = ferr
-		}
-	}
 	r.reg.Stop()
 	return err
 }

@@ -36,6 +36,10 @@ type Config struct {
 	OnCreate func(code control.Code, why string, took time.Duration)
 }
 
+// DefaultConfig is the configuration whose fields the zero Config's
+// defaults fill, for a CLI's flag defaults.
+func DefaultConfig() Config { return Config{}.withDefaults() }
+
 func (c Config) withDefaults() Config {
 	if c.EstablishTimeout == 0 {
 		c.EstablishTimeout = 15 * time.Second
@@ -82,9 +86,26 @@ func New(cfg Config, bus Bus, tokens TokenStore, log *zap.Logger) (*Router, erro
 // ServeHTTP answers GET /create; mount it at that path.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	cr, cb, why, err := rt.create(w, r)
-	if cr == nil && err == nil {
-		return // answered already (bad callback, preflight)
+	if r.Method == http.MethodOptions {
+		jsonp.SetHeaders(w.Header())
+		w.Header().Set("Access-Control-Allow-Methods", "GET")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	p, perr := jsonp.Parse(r, 0)
+	cb, ok := p.Callback()
+	if !ok {
+		jsonp.WriteBadCallback(w)
+		return
+	}
+	var cr createReply
+	var why string
+	var err error
+	if r.Method == http.MethodGet {
+		cr, why, err = rt.create(r, p, perr)
+	} else {
+		w.Header().Set("Allow", "GET")
+		err = refuse(control.CodeMethod, r.Method+" is not allowed; use GET")
 	}
 	code := control.Code("ok")
 	if err != nil {
@@ -122,46 +143,31 @@ func (e *createError) Error() string { return string(e.code) + ": " + e.msg }
 
 func refuse(code control.Code, msg string) error { return &createError{code, msg} }
 
-// create runs the checks in the protocol's order and establishes the
-// session. A nil reply with a nil error means it answered already.
-func (rt *Router) create(w http.ResponseWriter, r *http.Request) (*createReply, string, string, error) {
-	if r.Method == http.MethodOptions {
-		jsonp.SetHeaders(w.Header())
-		w.Header().Set("Access-Control-Allow-Methods", "GET")
-		w.WriteHeader(http.StatusNoContent)
-		return nil, "", "", nil
-	}
-	p, perr := jsonp.Parse(r, 0)
-	cb, ok := p.Callback()
-	if !ok {
-		jsonp.WriteBadCallback(w)
-		return nil, "", "", nil
-	}
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		return nil, cb, "", refuse(control.CodeMethod, r.Method+" is not allowed; use GET")
-	}
+// create runs the checks of a GET, after the callback's, in the
+// protocol's order and establishes the session. p and perr are
+// jsonp.Parse's; why is the client's reason for falling back.
+func (rt *Router) create(r *http.Request, p jsonp.Params, perr error) (cr createReply, why string, err error) {
 	if perr != nil {
-		return nil, cb, "", refuse(control.CodeParams, perr.Error())
+		return cr, "", refuse(control.CodeParams, perr.Error())
 	}
 	q, err := parseCreate(p)
 	if err != nil {
-		return nil, cb, q.why, err
+		return cr, q.why, err
 	}
 	ctx := r.Context()
 	tok, err := rt.lookupToken(ctx, q.token)
 	if err != nil {
-		return nil, cb, q.why, err
+		return cr, q.why, err
 	}
 	origin := token.OriginOf(r)
 	if !tok.AllowsOrigin(origin) {
 		if origin == "" {
-			return nil, cb, q.why, refuse(control.CodeOrigin, "the request has no Origin or Referer, and the token does not allow that")
+			return cr, q.why, refuse(control.CodeOrigin, "the request has no Origin or Referer, and the token does not allow that")
 		}
-		return nil, cb, q.why, refuse(control.CodeOrigin, "origin "+origin+" is not allowed for this token")
+		return cr, q.why, refuse(control.CodeOrigin, "origin "+origin+" is not allowed for this token")
 	}
 	if !tok.AllowsTarget(q.target) {
-		return nil, cb, q.why, refuse(control.CodeTarget, "target "+q.target.String()+" is not allowed for this token")
+		return cr, q.why, refuse(control.CodeTarget, "target "+q.target.String()+" is not allowed for this token")
 	}
 	req := control.EstablishRequest{
 		Token:      tok.Token.Name,
@@ -172,9 +178,9 @@ func (rt *Router) create(w http.ResponseWriter, r *http.Request) (*createReply, 
 	}
 	rep, err := rt.establish(ctx, req, tok.Token.Limit)
 	if err != nil {
-		return nil, cb, q.why, err
+		return cr, q.why, err
 	}
-	return &createReply{OK: true, FQDN: rep.FQDN, Socket: rep.Socket, Protocol: rep.Protocol}, cb, q.why, nil
+	return createReply{OK: true, FQDN: rep.FQDN, Socket: rep.Socket, Protocol: rep.Protocol}, q.why, nil
 }
 
 func (rt *Router) lookupToken(ctx context.Context, name string) (*token.Compiled, error) {

@@ -30,7 +30,7 @@ TARGETS="
 ./jsonp FuzzAppendString 120000x
 ./relay FuzzParseSend 50000x
 ./relay FuzzSendHandler 80000x
-./relay FuzzParseHead 90000x
+./httpconn FuzzParseHead 90000x
 ./relay FuzzSessionHost 50000x
 ./session FuzzFragments 5000x
 ./session FuzzClientMemory 10000x

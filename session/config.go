@@ -71,6 +71,10 @@ type Config struct {
 	OnEnd func(s *Session, code int)
 }
 
+// DefaultConfig is the configuration whose fields the zero Config's
+// defaults fill, for a CLI's flag defaults.
+func DefaultConfig() Config { return Config{}.withDefaults() }
+
 func (c Config) withDefaults() Config {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {

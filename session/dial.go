@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -45,18 +46,7 @@ func (t *handshakeTransport) RoundTrip(req *http.Request) (*http.Response, error
 		req.Body.Close() // a handshake has none; RoundTrip must close it
 	}
 	ctx := req.Context()
-	port := req.URL.Port()
-	switch {
-	case port != "":
-	case req.URL.Scheme == "https":
-		port = "443"
-	case req.URL.Scheme == "http":
-		port = "80"
-	default:
-		return nil, fmt.Errorf("unsupported scheme %q", req.URL.Scheme)
-	}
-	host := req.URL.Hostname()
-	conn, err := t.dial(ctx, "tcp", net.JoinHostPort(host, port))
+	conn, err := t.dialURL(ctx, req.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -75,14 +65,7 @@ func (t *handshakeTransport) RoundTrip(req *http.Request) (*http.Response, error
 		return nil, err
 	}
 	if req.URL.Scheme == "https" {
-		cfg := &tls.Config{}
-		if t.tls != nil {
-			cfg = t.tls.Clone()
-		}
-		if cfg.ServerName == "" {
-			cfg.ServerName = host
-		}
-		tc := tls.Client(conn, cfg)
+		tc := tls.Client(conn, t.tlsConfig(req.URL.Hostname()))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return fail(err)
 		}
@@ -115,6 +98,39 @@ func (t *handshakeTransport) RoundTrip(req *http.Request) (*http.Response, error
 		conn.Close()
 		return nil, ctx.Err()
 	}
+	return upgraded(req, resp, conn, br)
+}
+
+// dialURL opens the TCP connection to u's host.
+func (t *handshakeTransport) dialURL(ctx context.Context, u *url.URL) (net.Conn, error) {
+	port := u.Port()
+	switch {
+	case port != "":
+	case u.Scheme == "https":
+		port = "443"
+	case u.Scheme == "http":
+		port = "80"
+	default:
+		return nil, fmt.Errorf("unsupported scheme %q", u.Scheme)
+	}
+	return t.dial(ctx, "tcp", net.JoinHostPort(u.Hostname(), port))
+}
+
+// tlsConfig is the TLS configuration of a dial to host.
+func (t *handshakeTransport) tlsConfig(host string) *tls.Config {
+	cfg := &tls.Config{}
+	if t.tls != nil {
+		cfg = t.tls.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	return cfg
+}
+
+// upgraded makes a 101 answer's Body the connection, with what br read
+// past the head, and leaves it in req's upgradedSlot.
+func upgraded(req *http.Request, resp *http.Response, conn net.Conn, br *bufio.Reader) (*http.Response, error) {
 	if err := conn.SetDeadline(time.Time{}); err != nil {
 		conn.Close()
 		return nil, err

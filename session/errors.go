@@ -37,8 +37,9 @@ var (
 	// ErrAbandoned: a parked poll's answer when AbandonParked took it
 	// back (its client went away); there is nothing to write.
 	ErrAbandoned = errors.New("parked poll abandoned")
-	// ErrCapacity: the registry is full or no longer takes sessions.
-	ErrCapacity = errors.New("relay at capacity")
+	// ErrRegistryClosed: the registry is closed (the relay is shutting
+	// down) and opens no more sessions.
+	ErrRegistryClosed = errors.New("relay shutting down")
 )
 
 // DialError is a failure to open the target WebSocket: refused,

@@ -3,13 +3,14 @@ package session
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 )
 
-// parkedPoll is a held poll without a goroutine: the caller took its
-// connection out of net/http and will write the answer itself.
+// parkedPoll is the poll holding the session's turn while it waits: a
+// small struct and the session's poll timer, no goroutine. Every poll
+// that waits is one (see park); answer is its way out.
 type parkedPoll struct {
-	gen      uint64
 	maxBytes int64
 	owner    any
 	answer   func(Batch, error)
@@ -20,82 +21,86 @@ var errPark = errors.New("session: park the poll")
 
 // PollPark is Poll for a caller that does not want to wait long. It
 // waits as Poll does for up to grace; a poll answered by then returns
-// its answer with parked false, as Poll would. A poll still waiting is
-// parked (a struct on the session and the session's poll timer, no
-// goroutine) and PollPark returns parked true; answer is then called
-// exactly once, without the session's lock, from a goroutine of its own
-// or from the session's read loop (so it must not block for long: the
-// session reads nothing from its target meanwhile), with what Poll would have
+// its answer with parked false, as Poll would. A poll still waiting
+// stays parked (a struct on the session and the session's poll timer,
+// no goroutine) and PollPark returns parked true; answer is then called
+// exactly once, without the session's lock, with what Poll would have
 // returned: messages, a heartbeat at the TTL, an empty batch when a
-// newer poll takes over, ErrUnknown when the session is forgotten. ctx
-// counts only during the grace: a parked poll does not see its client go
-// away.
+// newer poll takes over, ErrUnknown when the session is forgotten,
+// ErrAbandoned from AbandonParked. It is called on a goroutine the
+// Registry owns and waits for in Close, or on the session's read loop
+// (see the package doc), so it must not block for long. ctx counts only
+// during the grace: a parked poll does not see its client go away.
 //
 // Without an ack the caller must call Delivered with the last seq it
 // wrote, once the answer is written.
 func (s *Session) PollPark(ctx context.Context, req PollRequest, grace time.Duration, answer func(Batch, error)) (b Batch, parked bool, err error) {
-	s.beginRequest()
-	s.mu.Lock()
-	if s.removed {
-		s.mu.Unlock()
-		s.endRequest()
-		return Batch{}, false, ErrUnknown
+	if grace <= 0 {
+		return s.park(req, answer)
 	}
-	if req.HasAck {
-		if req.Ack >= s.nextSeq {
-			s.mu.Unlock()
-			s.endRequest()
-			return Batch{}, false, ErrAck
-		}
-		s.ackLocked(req.Ack)
-		if s.ending && req.Ack >= s.closeSeq {
-			s.mu.Unlock()
-			s.removeNow()
-			s.endRequest()
-			return closeAcked(), false, nil
-		}
+	w := newWaiter()
+	if req.Owner == nil {
+		req.Owner = w
 	}
-	s.supersedeLocked()
-	s.pollSeq++
-	mine := s.pollSeq
-	s.pollGen = mine
-	held := false
-	park := closedTime
-	var t *time.Timer
-	if grace > 0 {
-		t = time.NewTimer(grace)
-		park = t.C
+	b, parked, err = s.park(req, w.deliver)
+	if !parked {
+		return b, false, err
 	}
-	b, err = s.waitLocked(ctx, mine, req, &held, park)
-	if t != nil {
-		t.Stop()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	b, err = s.await(ctx, w, req.Owner, t.C)
+	if err != errPark {
+		return b, false, err
 	}
-	if err == errPark {
-		s.parked = &parkedPoll{gen: mine, maxBytes: req.MaxBytes, owner: req.Owner, answer: answer}
-		// Something may have come with the grace's end.
-		s.checkParkedLocked()
-		s.mu.Unlock()
-		return Batch{}, true, nil // still held, still an active request
+	if a, answered := w.handOver(answer); answered {
+		return a.b, false, a.err // answered as the grace ended
 	}
-	if s.pollGen == mine {
-		s.pollGen = 0
-	}
-	s.mu.Unlock()
-	if held {
-		s.cfg.Counters.pollHeld(-1)
-	}
-	s.endRequest()
-	return b, false, err
+	return Batch{}, true, nil
 }
 
-// closedTime parks a poll as soon as it has to wait.
-var closedTime = func() <-chan time.Time {
-	c := make(chan time.Time)
-	close(c)
-	return c
-}()
+// waiter takes a parked poll's answer for a goroutine that waits for it
+// (Poll, PollPark's grace), until it hands the poll over to a callback.
+type waiter struct {
+	ch   chan result // the answer, until handed over (buffered: one)
+	mu   sync.Mutex
+	then func(Batch, error) // set by handOver
+}
 
-// Parked reports whether a poll is parked (see PollPark).
+type result struct {
+	b   Batch
+	err error
+}
+
+func newWaiter() *waiter { return &waiter{ch: make(chan result, 1)} }
+
+// deliver is the parked poll's answer function.
+func (w *waiter) deliver(b Batch, err error) {
+	w.mu.Lock()
+	then := w.then
+	if then == nil {
+		w.ch <- result{b, err}
+	}
+	w.mu.Unlock()
+	if then != nil {
+		then(b, err)
+	}
+}
+
+// handOver sends the answer, from now on, to then, unless it came
+// already: that one is returned (answered true).
+func (w *waiter) handOver(then func(Batch, error)) (a result, answered bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	select {
+	case a = <-w.ch:
+		return a, true
+	default:
+	}
+	w.then = then
+	return result{}, false
+}
+
+// Parked reports whether a poll is parked: waiting for messages.
 func (s *Session) Parked() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -120,18 +125,6 @@ func (s *Session) AbandonParked(owner any) bool {
 	return true
 }
 
-// supersedeLocked ends the turn of the poll holding it, if any: a
-// parked one is answered with nothing at once, a waiting one is woken
-// and sees it lost the turn.
-func (s *Session) supersedeLocked() {
-	if s.parked != nil {
-		s.answerParkedLocked(Batch{Messages: []*Message{}}, nil)
-	}
-	if s.pollGen != 0 {
-		s.notifyLocked()
-	}
-}
-
 // checkParkedLocked answers the parked poll if it has an answer: the
 // session is forgotten, messages are queued, or its TTL is over.
 func (s *Session) checkParkedLocked() {
@@ -150,11 +143,12 @@ func (s *Session) checkParkedLocked() {
 	}
 }
 
-// answerParkedLocked detaches the parked poll and answers it from a new
-// goroutine: the answer writes to the network, which must not happen
-// under s.mu nor on a request's or a timer's goroutine.
+// answerParkedLocked detaches the parked poll and answers it on a
+// goroutine the registry owns: the answer may write to the network,
+// which must not happen under s.mu nor on a request's or a timer's
+// goroutine.
 func (s *Session) answerParkedLocked(b Batch, err error) {
-	go s.detachParkedLocked(b, err)()
+	s.reg.g.goFunc(s.detachParkedLocked(b, err))
 }
 
 // detachParkedLocked detaches the parked poll and returns its answer,
@@ -162,9 +156,6 @@ func (s *Session) answerParkedLocked(b Batch, err error) {
 func (s *Session) detachParkedLocked(b Batch, err error) func() {
 	p := s.parked
 	s.parked = nil
-	if s.pollGen == p.gen {
-		s.pollGen = 0
-	}
 	return func() {
 		s.cfg.Counters.pollHeld(-1)
 		s.endRequest()

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -19,7 +20,7 @@ type PollRequest struct {
 	// than the cap comes alone.
 	MaxBytes int64
 	// Owner, for PollPark, names the parked poll for AbandonParked:
-	// compared with ==, so a pointer of the caller's.
+	// compared with ==, so a pointer of the caller's. Poll sets its own.
 	Owner any
 }
 
@@ -39,101 +40,107 @@ type Batch struct {
 // the session), ErrUnknown for a session whose close was acked or whose
 // grace is over, and ctx.Err() when the client went away.
 //
+// A poll that has to wait is parked as PollPark parks it, at once; Poll
+// then waits for the parked poll's answer (or ctx).
+//
 // Without an ack the caller must call Delivered with the last seq it
 // wrote, once the answer is written.
 func (s *Session) Poll(ctx context.Context, req PollRequest) (Batch, error) {
-	s.beginRequest()
-	defer s.endRequest()
+	w := newWaiter()
+	req.Owner = w
+	b, parked, err := s.park(req, w.deliver)
+	if !parked {
+		return b, err
+	}
+	return s.await(ctx, w, w, nil)
+}
 
+// await waits for the answer of the poll parked, by owner, with
+// w.deliver; when ctx ends first it abandons the poll. With grace it
+// waits no longer than that: it returns errPark, the poll still parked.
+func (s *Session) await(ctx context.Context, w *waiter, owner any, grace <-chan time.Time) (Batch, error) {
+	select {
+	case a := <-w.ch:
+		return a.b, a.err
+	case <-ctx.Done():
+		if !s.AbandonParked(owner) {
+			<-w.ch // on its way: the poll was answered as ctx ended
+		}
+		return Batch{}, ctx.Err()
+	case <-grace:
+		return Batch{}, errPark
+	}
+}
+
+// park is every poll's opening and its only way to wait: it applies the
+// ack, takes the turn from the poll holding it (answered with nothing),
+// and answers at once when it can. Otherwise it parks the poll (parked
+// true): answer is called later, exactly once, with the poll's answer,
+// and the poll counts as a request in progress until then.
+func (s *Session) park(req PollRequest, answer func(Batch, error)) (b Batch, parked bool, err error) {
+	s.beginRequest()
 	s.mu.Lock()
+	b, parked, err = s.parkLocked(req, answer)
+	s.mu.Unlock()
+	if err == errRemove {
+		// The ack of the close message: answered with nothing, quietly
+		// (no 403 for the page), and the session is forgotten.
+		s.removeNow()
+		b, err = closeAcked(), nil
+	}
+	if !parked {
+		s.endRequest()
+	}
+	return b, parked, err
+}
+
+// errRemove tells park that the client acked the close message.
+var errRemove = errors.New("session: close acked")
+
+func (s *Session) parkLocked(req PollRequest, answer func(Batch, error)) (Batch, bool, error) {
 	if s.removed {
-		s.mu.Unlock()
-		return Batch{}, ErrUnknown
+		return Batch{}, false, ErrUnknown
 	}
 	if req.HasAck {
 		if req.Ack >= s.nextSeq {
-			s.mu.Unlock()
-			return Batch{}, ErrAck
+			return Batch{}, false, ErrAck
 		}
 		s.ackLocked(req.Ack)
 		if s.ending && req.Ack >= s.closeSeq {
-			s.mu.Unlock()
-			s.removeNow()
-			return closeAcked(), nil
+			return Batch{}, false, errRemove
 		}
 	}
-	// One poll at a time: a newer one takes the turn, and the older one,
-	// woken here, answers at once with nothing.
-	s.supersedeLocked()
-	s.pollSeq++
-	mine := s.pollSeq
-	s.pollGen = mine
-	held := false // set once the poll waits: it counts as held
-	b, err := s.waitLocked(ctx, mine, req, &held, nil)
-	if s.pollGen == mine {
-		s.pollGen = 0
+	// One poll at a time: a newer one takes the turn, and the older one
+	// answers at once with nothing.
+	if s.parked != nil {
+		s.answerParkedLocked(Batch{Messages: []*Message{}}, nil)
 	}
-	s.mu.Unlock()
-	if held {
-		s.cfg.Counters.pollHeld(-1)
+	switch {
+	case len(s.queue) > 0:
+		return s.batchLocked(req.MaxBytes), false, nil
+	case req.TTL <= 0:
+		return Batch{Heartbeat: true}, false, nil
 	}
-	return b, err
+	s.parked = &parkedPoll{maxBytes: req.MaxBytes, owner: req.Owner, answer: answer}
+	s.cfg.Counters.pollHeld(1)
+	// One timer per session, reset by each parked poll, instead of a
+	// timer per poll; it checks pollDue when it fires.
+	s.pollDue = time.Now().Add(req.TTL)
+	if s.pollTimer == nil {
+		s.pollTimer = time.AfterFunc(req.TTL, s.onPollTimer)
+	} else {
+		s.pollTimer.Reset(req.TTL)
+	}
+	return Batch{}, true, nil
 }
 
-// waitLocked is Poll's loop, with s.mu held on entry and on return.
-// When park fires while the poll still waits, it returns errPark, the
-// poll keeping its turn (see PollPark).
-func (s *Session) waitLocked(ctx context.Context, mine uint64, req PollRequest, held *bool, park <-chan time.Time) (Batch, error) {
-	for {
-		if s.removed {
-			return Batch{}, ErrUnknown
-		}
-		if len(s.queue) > 0 {
-			return s.batchLocked(req.MaxBytes), nil
-		}
-		if req.TTL <= 0 {
-			return Batch{Heartbeat: true}, nil
-		}
-		if !*held {
-			*held = true
-			s.cfg.Counters.pollHeld(1)
-			// One timer per session, reset by each held poll, instead of
-			// a timer per poll; it only wakes the waiters, and the poll
-			// that owns the turn checks its own deadline.
-			s.pollDue = time.Now().Add(req.TTL)
-			if s.pollTimer == nil {
-				s.pollTimer = time.AfterFunc(req.TTL, s.onPollTimer)
-			} else {
-				s.pollTimer.Reset(req.TTL)
-			}
-		} else if !time.Now().Before(s.pollDue) {
-			return Batch{Heartbeat: true}, nil
-		}
-		ch := s.waitChLocked()
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			s.mu.Lock()
-			return Batch{}, ctx.Err()
-		case <-park:
-			s.mu.Lock()
-			if s.pollGen != mine {
-				return Batch{Messages: []*Message{}}, nil
-			}
-			return Batch{}, errPark
-		}
-		s.mu.Lock()
-		if s.pollGen != mine {
-			return Batch{Messages: []*Message{}}, nil
-		}
-	}
-}
-
-// onPollTimer wakes the held poll to check its TTL.
+// onPollTimer answers the parked poll with a heartbeat if its TTL is
+// over.
 func (s *Session) onPollTimer() {
 	s.mu.Lock()
-	s.notifyLocked()
+	if s.parked != nil {
+		s.checkParkedLocked()
+	}
 	s.mu.Unlock()
 }
 

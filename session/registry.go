@@ -25,6 +25,8 @@ type Registry struct {
 	sessions sync.Map // socket id → *Session
 	uniqs    sync.Map // subdomain label → struct{}
 	live     atomic.Int64
+	known    atomic.Int64 // sessions in the map: see Counts
+	watch    watch
 	// buffered is the memory all sessions' queues take, counted as
 	// Config.MaxBuffered counts it (see Session.accountLocked), and what
 	// they hold of their clients' sends (see inbound.go).
@@ -33,9 +35,9 @@ type Registry struct {
 	// finish a message it has begun (see Session.finishLocked).
 	finisher atomic.Pointer[Session]
 
-	mu     sync.Mutex // guards closed and wg.Add against Close's wg.Wait
+	mu     sync.Mutex // guards closed, and registering against Close
 	closed bool
-	wg     sync.WaitGroup // every goroutine of every session
+	g      group // every goroutine of every session
 }
 
 // OpenRequest describes the session to open.
@@ -48,8 +50,6 @@ type OpenRequest struct {
 	Origin, ClientAddr string
 	// Token is the token the session counts against; kept for OnEnd.
 	Token string
-	// Tag is opaque to the registry; the relay keeps its bookkeeping here.
-	Tag string
 }
 
 // New returns an empty registry.
@@ -105,10 +105,11 @@ func (r *Registry) Range(f func(*Session) bool) {
 
 // Open dials the target and, when the handshake succeeds, registers a new
 // session. ctx bounds the dial (as does Config.DialTimeout). A failure to
-// reach the target is a *DialError.
+// reach the target is a *DialError; a closed registry's answer is
+// ErrRegistryClosed.
 func (r *Registry) Open(ctx context.Context, req OpenRequest) (*Session, error) {
 	if r.isClosed() {
-		return nil, ErrCapacity
+		return nil, ErrRegistryClosed
 	}
 	conn, u, err := r.dial(ctx, req)
 	if err != nil {
@@ -123,7 +124,7 @@ func (r *Registry) Open(ctx context.Context, req OpenRequest) (*Session, error) 
 	if r.closed {
 		r.mu.Unlock()
 		conn.Close(websocket.StatusGoingAway, "relay shutting down")
-		return nil, ErrCapacity
+		return nil, ErrRegistryClosed
 	}
 	for {
 		s.Uniq = randomLabel()
@@ -133,8 +134,9 @@ func (r *Registry) Open(ctx context.Context, req OpenRequest) (*Session, error) 
 	}
 	r.sessions.Store(s.ID, s)
 	r.live.Add(1)
-	r.wg.Add(1)
+	r.known.Add(1)
 	r.mu.Unlock()
+	r.watch.notify()
 	s.start()
 	return s, nil
 }
@@ -172,8 +174,11 @@ func (r *Registry) dial(ctx context.Context, req OpenRequest) (*websocket.Conn, 
 
 // remove forgets an ended session: its id and subdomain become unknown.
 func (r *Registry) remove(s *Session) {
-	r.sessions.Delete(s.ID)
-	r.uniqs.Delete(s.Uniq)
+	if _, ok := r.sessions.LoadAndDelete(s.ID); ok {
+		r.uniqs.Delete(s.Uniq)
+		r.known.Add(-1)
+		r.watch.notify()
+	}
 }
 
 func (r *Registry) isClosed() bool {
@@ -189,26 +194,16 @@ func (r *Registry) Close(ctx context.Context, code int, reason string) error {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
-	r.Range(func(s *Session) bool {
-		s.end(CauseShutdown, code, reason, websocket.StatusCode(code), reason, true)
-		return true
-	})
-	done := make(chan struct{})
-	go func() {
-		r.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
+	r.EndAll(code, reason)
+	if err := r.g.wait(ctx); err != nil {
 		// Force the stragglers; their goroutines end once their
 		// connections are gone.
 		r.Range(func(s *Session) bool {
 			s.conn.CloseNow()
 			return true
 		})
-		<-done
-		return ctx.Err()
+		_ = r.g.wait(context.Background())
+		return err
 	}
 	return nil
 }

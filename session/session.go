@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,8 +22,8 @@ type Session struct {
 	Uniq string
 	// Protocol is the subprotocol the target picked.
 	Protocol string
-	// Token and Tag are OpenRequest's.
-	Token, Tag string
+	// Token is OpenRequest's.
+	Token string
 
 	reg    *Registry
 	cfg    *Config
@@ -58,14 +57,12 @@ type Session struct {
 	counted int64
 	nextSeq int64
 	changed chan struct{} // closed on any change; nil when nobody waits
-	pollGen uint64        // the poll holding the turn (see Poll); 0: none
-	pollSeq uint64        // the last poll's number
-	// pollTimer ends held polls at their TTL: made at the first held
-	// poll, reset by each one, it wakes the waiters, and the owner
-	// checks pollDue.
+	// parked is the poll holding the turn while it waits (see park);
+	// nil: none. pollTimer answers it at its TTL: made at the first
+	// parked poll, reset by each one, it checks pollDue.
+	parked    *parkedPoll
 	pollTimer *time.Timer
 	pollDue   time.Time
-	parked    *parkedPoll // a poll held without a goroutine (see PollPark)
 	// While the read loop queues a message (inAnswer), a parked poll
 	// with messages to take is not answered at once: answerDue is set,
 	// and the read loop answers it itself, with every message queued by
@@ -83,7 +80,6 @@ type Session struct {
 	reads    atomic.Int64
 	ending   bool // the close message is queued
 	closeSeq int64
-	endCode  int
 	cause    Cause // why the session ended; see metrics.go
 	removed  bool
 	active   int       // requests in progress
@@ -107,7 +103,6 @@ func newSession(r *Registry, conn *websocket.Conn, req OpenRequest) *Session {
 		ID:       randomID(),
 		Protocol: conn.Subprotocol(),
 		Token:    req.Token,
-		Tag:      req.Tag,
 		reg:      r,
 		cfg:      &r.cfg,
 		conn:     conn,
@@ -119,7 +114,7 @@ func newSession(r *Registry, conn *websocket.Conn, req OpenRequest) *Session {
 	return s
 }
 
-// start runs the read loop (counted in reg.wg by Open) and the timers.
+// start runs the read loop and the timers.
 func (s *Session) start() {
 	s.mu.Lock()
 	s.idle = time.AfterFunc(s.cfg.IdleTimeout, s.onIdleTimer)
@@ -128,10 +123,7 @@ func (s *Session) start() {
 		s.ping = time.AfterFunc(s.cfg.PingInterval, s.onPingTimer)
 	}
 	s.mu.Unlock()
-	go func() {
-		defer s.reg.wg.Done()
-		s.readLoop()
-	}()
+	s.reg.g.goFunc(s.readLoop)
 }
 
 // readYieldEvery is how many target messages the read loop takes before
@@ -286,7 +278,7 @@ func readErrorCode(err error) (int, string) {
 	switch {
 	case errors.As(err, &ce):
 		return int(ce.Code), ce.Reason
-	case strings.Contains(err.Error(), "read limited at"):
+	case errors.Is(err, websocket.ErrMessageTooBig):
 		return int(websocket.StatusMessageTooBig), "message from target over the size limit"
 	}
 	return int(websocket.StatusAbnormalClosure), ""
@@ -303,7 +295,6 @@ func (s *Session) end(cause Cause, code int, reason string, targetCode websocket
 		return false
 	}
 	s.ending = true
-	s.endCode = code
 	s.cause = cause
 	s.closeSeq = s.nextSeq
 	s.nextSeq++
@@ -318,13 +309,10 @@ func (s *Session) end(cause Cause, code int, reason string, targetCode websocket
 	if s.ping != nil {
 		s.ping.Stop()
 	}
-	// The read loop is still counted in wg here (it exits only after
-	// seeing ending), so this Add cannot race a Wait that reached zero.
-	s.reg.wg.Add(1)
 	s.mu.Unlock()
 	s.reg.live.Add(-1)
-	go func() {
-		defer s.reg.wg.Done()
+	s.reg.watch.notify()
+	s.reg.g.goFunc(func() {
 		if graceful {
 			// Close waits for the target's answer, bounded by the
 			// library's own 5 s handshake timeouts.
@@ -338,7 +326,7 @@ func (s *Session) end(cause Cause, code int, reason string, targetCode websocket
 		if s.cfg.OnEnd != nil {
 			s.cfg.OnEnd(s, code)
 		}
-	}()
+	})
 	return true
 }
 
@@ -469,9 +457,9 @@ func (s *Session) onPingTimer() {
 	}
 	pauses := s.pausedAt
 	paused := s.paused
-	s.reg.wg.Add(1) // the read loop still counts: see end
+	s.reg.g.add() // Close waits for the ping in flight
 	s.mu.Unlock()
-	defer s.reg.wg.Done()
+	defer s.reg.g.done()
 	if !paused {
 		reads := s.reads.Load()
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.PingTimeout)
@@ -536,12 +524,8 @@ func (s *Session) Paused() bool {
 	return s.paused
 }
 
-// Polling reports whether a poll is being held.
-func (s *Session) Polling() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.pollGen != 0
-}
+// Polling reports whether a poll is being held (is parked).
+func (s *Session) Polling() bool { return s.Parked() }
 
 // Config is the session's configuration.
 func (s *Session) Config() Config { return *s.cfg }

@@ -253,7 +253,7 @@ func TestRegistryCloseEndsAll(t *testing.T) {
 			t.Fatalf("OnEnd ran %d times for a session", ended[id])
 		}
 	}
-	if _, err := reg.Open(ctx, session.OpenRequest{Target: url}); !errors.Is(err, session.ErrCapacity) {
+	if _, err := reg.Open(ctx, session.OpenRequest{Target: url}); !errors.Is(err, session.ErrRegistryClosed) {
 		t.Fatalf("open after close: %v", err)
 	}
 }
@@ -282,5 +282,88 @@ func TestDialErrors(t *testing.T) {
 				t.Fatalf("got %v, want a DialError of kind %d", err, tc.kind)
 			}
 		})
+	}
+}
+
+// A target message over MaxMessage ends the session: the client's close
+// message is 1009, as the WebSocket library's ErrMessageTooBig says.
+func TestTargetMessageTooBig(t *testing.T) {
+	url := wsTarget(t, func(r *http.Request, c *websocket.Conn) {
+		_ = c.Write(r.Context(), websocket.MessageText, make([]byte, 2048))
+		_, _, _ = c.Read(r.Context())
+	})
+	reg := newRegistry(t, session.Config{MaxMessage: 1024})
+	s := open(t, reg, url)
+	b := poll(t, s, session.PollRequest{TTL: 5 * time.Second, MaxBytes: 1 << 20})
+	if len(b.Messages) != 1 || b.Messages[0].Kind != session.Close || b.Messages[0].Code != int(websocket.StatusMessageTooBig) {
+		t.Fatalf("got %+v, want a close message 1009", b.Messages)
+	}
+}
+
+// Close waits for the answer of a parked poll that the session's end
+// delivers: the goroutine that runs it is the registry's.
+func TestCloseWaitsForParkedAnswers(t *testing.T) {
+	url, _ := echoServer(t)
+	reg := newRegistry(t, session.Config{})
+	s := open(t, reg, url)
+	release := make(chan struct{})
+	answered := make(chan error, 1)
+	_, parked, err := s.PollPark(context.Background(), session.PollRequest{TTL: time.Minute, MaxBytes: 1 << 20}, 0, func(_ session.Batch, err error) {
+		<-release
+		answered <- err
+	})
+	if err != nil || !parked {
+		t.Fatalf("PollPark: parked %v, %v", parked, err)
+	}
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		closed <- reg.Close(ctx, 1001, "bye")
+	}()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a parked poll's answer ran", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-answered; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WaitUntil wakes at the changes of the counts: a session's end (live)
+// and its removal once its close message is collected (known).
+func TestWaitUntilCounts(t *testing.T) {
+	url, _ := echoServer(t)
+	reg := newRegistry(t, session.Config{})
+	s := open(t, reg, url)
+	if c := reg.Counts(); c != (session.Counts{Live: 1, Known: 1}) {
+		t.Fatalf("counts %+v", c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	waited := make(chan error, 2)
+	go func() { waited <- reg.WaitUntil(ctx, func(c session.Counts) bool { return c.Live == 0 }) }()
+	go func() { waited <- reg.WaitUntil(ctx, func(c session.Counts) bool { return c.Known == 0 }) }()
+	if err := s.CloseByClient(1000, "done"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+	// The close message, collected without acks, forgets the session.
+	b := poll(t, s, session.PollRequest{})
+	s.Delivered(b.Messages[len(b.Messages)-1].Seq)
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel2()
+	if err := reg.WaitUntil(short, func(c session.Counts) bool { return c.Live > 0 }); err != context.DeadlineExceeded {
+		t.Fatalf("waiting for what does not come: %v", err)
 	}
 }

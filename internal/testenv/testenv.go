@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/polysocket/polysocket/httpconn"
 	"github.com/polysocket/polysocket/membus"
 	"github.com/polysocket/polysocket/relay"
 	"github.com/polysocket/polysocket/router"
@@ -158,6 +159,8 @@ func (tg *Target) RecordingEcho(ctx context.Context, c *websocket.Conn) {
 // server, like `polysocket both`.
 type Stack struct {
 	*httptest.Server
+	// Conns owns the server's connections (the fast loop and parking).
+	Conns  *httpconn.Server
 	Relay  *relay.Relay
 	Router *router.Router
 	Bus    *membus.Bus
@@ -176,8 +179,8 @@ type StackOptions struct {
 	Session session.Config
 	// NoPark keeps held polls in net/http (relay.Config.ParkPolls off).
 	NoPark bool
-	// NetHTTP serves every request with net/http, without the relay's
-	// fast path (relay.Listen).
+	// NetHTTP serves every request with net/http, without the fast
+	// loop (httpconn.Config.Accept nil); held polls still park.
 	NetHTTP bool
 	// HeaderTimeout and IdleTimeout are the server's ReadHeaderTimeout
 	// (default 10s) and IdleTimeout (default none).
@@ -210,20 +213,7 @@ func NewStack(t testing.TB, opts StackOptions) *Stack {
 		srv.Config.ReadHeaderTimeout = opts.HeaderTimeout
 	}
 	srv.Config.IdleTimeout = opts.IdleTimeout
-	rcfg := opts.Relay
-	if rcfg.FQDN == "" {
-		rcfg.FQDN = srv.Listener.Addr().String()
-	} else {
-		// "{port}" stands for the server's port, e.g. "localhost:{port}"
-		// for browsers, which resolve *.localhost to loopback.
-		_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
-		rcfg.FQDN = strings.ReplaceAll(rcfg.FQDN, "{port}", port)
-	}
-	rcfg.Session = opts.Session
-	// As in the product: held polls leave net/http, and their
-	// connections come back through the relay's Handback, served below.
-	rcfg.ParkPolls = !opts.NoPark
-	rl, err := relay.New(rcfg, bus, log)
+	rl, err := relay.New(stackRelayConfig(opts, srv.Listener.Addr().String()), bus, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,41 +226,60 @@ func NewStack(t testing.TB, opts StackOptions) *Stack {
 		opts.Mount(mux)
 	}
 	mux.Handle("/", rl.Handler())
+	ccfg := httpconn.Config{HTTP: srv.Config, MaxBody: rl.MaxBody(), Log: log}
 	if !opts.NetHTTP {
-		// As in the product: session requests take the fast path.
-		srv.Listener = rl.Listen(srv.Listener, relay.ListenConfig{
-			Handler:           mux,
-			ReadHeaderTimeout: srv.Config.ReadHeaderTimeout,
-			IdleTimeout:       srv.Config.IdleTimeout,
-		})
+		// As in the product: session requests take the fast loop.
+		ccfg.Accept, ccfg.WantBody = relay.Accept, rl.WantBody
 	}
+	conns, err := httpconn.New(ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Listener = conns.Listen(srv.Listener)
 	srv.Start()
-	back := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	backDone := make(chan struct{})
-	go func() {
-		defer close(backDone)
-		_ = back.Serve(rl.Handback())
-	}()
+	s := &Stack{Server: srv, Conns: conns, Relay: rl, Router: rt, Bus: bus, Log: log}
+	s.run(t)
+	WaitFor(t, 5*time.Second, "the relay to register", func() bool {
+		rs, _ := bus.Relays(context.Background())
+		return len(rs) == 1 && bus.Serving(rl.ID())
+	})
+	return s
+}
+
+// stackRelayConfig is opts' relay configuration on the server at addr.
+func stackRelayConfig(opts StackOptions, addr string) relay.Config {
+	rcfg := opts.Relay
+	if rcfg.FQDN == "" {
+		rcfg.FQDN = addr
+	} else {
+		// "{port}" stands for the server's port, e.g. "localhost:{port}"
+		// for browsers, which resolve *.localhost to loopback.
+		_, port, _ := net.SplitHostPort(addr)
+		rcfg.FQDN = strings.ReplaceAll(rcfg.FQDN, "{port}", port)
+	}
+	rcfg.Session = opts.Session
+	// As in the product: held polls leave their handler.
+	rcfg.ParkPolls = !opts.NoPark
+	return rcfg
+}
+
+// run runs the relay until cleanup, which stops it, the connections
+// and the server.
+func (s *Stack) run(t testing.TB) {
+	rl := s.Relay
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		_ = rl.Run(ctx)
 	}()
-	s := &Stack{Server: srv, Relay: rl, Router: rt, Bus: bus, Log: log}
 	t.Cleanup(func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer scancel()
 		_ = rl.Shutdown(sctx)
-		srv.Close()
-		_ = back.Close()
-		<-backDone
+		_ = s.Conns.Shutdown(sctx)
+		s.Server.Close()
 		cancel()
 		<-done
 	})
-	WaitFor(t, 5*time.Second, "the relay to register", func() bool {
-		rs, _ := bus.Relays(context.Background())
-		return len(rs) == 1 && bus.Serving(rl.ID())
-	})
-	return s
 }

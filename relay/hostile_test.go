@@ -3,7 +3,7 @@ package relay_test
 // Hostile clients (issue 10 items 1, 2 and 8): what a stranger without a
 // session can make the relay hold, parameters the protocol does not
 // know, and session requests on another host. Memory is read from this
-// process (runtime.ReadMemStats); hostiletest/ does the same against the
+// process (runtime.ReadMemStats); e2e/hostile/ does the same against the
 // real binary with RSS.
 
 import (

@@ -2,16 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"runtime/pprof"
-	"syscall"
 	"time"
 
 	"github.com/polysocket/polysocket/bench"
@@ -77,12 +71,16 @@ func runBench(c *cli.Context) error {
 		Progress:       os.Stderr,
 	}
 	if c.Bool("spawn") {
-		child, err := spawnBoth(c.Context)
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("--spawn: %w", err)
+		}
+		child, err := bench.Spawn(c.Context, exe)
 		if err != nil {
 			return err
 		}
-		defer child.stop()
-		cfg.Router, cfg.Routers, cfg.RelayPID = child.url, nil, child.cmd.Process.Pid
+		defer child.Stop()
+		cfg.Router, cfg.Routers, cfg.RelayPID = child.URL(), nil, child.PID()
 	}
 	b, err := bench.New(cfg, log.Named("bench"))
 	if err != nil {
@@ -113,70 +111,6 @@ func runBench(c *cli.Context) error {
 	return err
 }
 
-// child is a `polysocket both` started by --spawn.
-type child struct {
-	cmd    *exec.Cmd
-	url    string
-	exited chan struct{}
-}
-
-// spawnBoth starts this binary as `both` on a free loopback port and
-// waits until it answers /healthz.
-func spawnBoth(ctx context.Context) (*child, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("--spawn: %w", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("--spawn: finding a free port: %w", err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(exe, "both", "--listen", addr, "--log-level", "warn", "--drain-timeout", "1s", "--echo=false", "--create-rate", "0", "--admin-listen", "off")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("--spawn: %w", err)
-	}
-	ch := &child{cmd: cmd, url: "http://" + addr, exited: make(chan struct{})}
-	go func() {
-		defer close(ch.exited)
-		_ = cmd.Wait()
-	}()
-	hc := &http.Client{Timeout: time.Second}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		resp, err := hc.Get(ch.url + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return ch, nil
-			}
-		}
-		select {
-		case <-ch.exited:
-			return nil, errors.New("--spawn: polysocket both exited at start")
-		case <-ctx.Done():
-			ch.stop()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	ch.stop()
-	return nil, errors.New("--spawn: polysocket both did not answer /healthz within 10s")
-}
-
-// stop sends SIGTERM to the child (by its pid) and kills it if it has
-// not exited after 15s.
-func (ch *child) stop() {
-	_ = ch.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-ch.exited:
-	case <-time.After(15 * time.Second):
-		_ = ch.cmd.Process.Kill()
-		<-ch.exited
-	}
-}
-
 // benchChartCommand is `polysocket bench chart`: the figure of
 // docs/BENCHMARKS.md from saved `bench --json` echo results.
 func benchChartCommand() *cli.Command {
@@ -198,17 +132,9 @@ func runBenchChart(c *cli.Context) error {
 	if c.NArg() == 0 {
 		return errors.New("bench chart: give the JSON result files")
 	}
-	var reps []*bench.Report
-	for _, path := range c.Args().Slice() {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("bench chart: %w", err)
-		}
-		var r bench.Report
-		if err := json.Unmarshal(b, &r); err != nil {
-			return fmt.Errorf("bench chart: %s: %w", path, err)
-		}
-		reps = append(reps, &r)
+	reps, err := bench.ReadReports(c.Args().Slice())
+	if err != nil {
+		return fmt.Errorf("bench chart: %w", err)
 	}
 	var buf bytes.Buffer
 	if err := bench.WriteChart(&buf, reps, c.String("title")); err != nil {

@@ -111,6 +111,9 @@ func New(cfg Config) (*Process, error) {
 	return p, nil
 }
 
+// Addr is the public listener's address.
+func (p *Process) Addr() net.Addr { return p.cfg.Listener.Addr() }
+
 // relayFirst sends the session endpoints, which carry every message,
 // straight to the relay, sparing them the mux's route-tree walk; the
 // relay hands paths it does not take back to its own mux.

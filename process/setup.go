@@ -85,8 +85,12 @@ type Setup struct {
 
 // ServerLimits bound the public HTTP server's clients.
 type ServerLimits struct {
+	// ReadHeaderTimeout is the time a client has to send its request
+	// line and headers, ReadTimeout a whole request, body included;
+	// IdleTimeout is how long an idle keep-alive connection stays open.
 	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
-	MaxHeaderBytes                              int
+	// MaxHeaderBytes bounds the request line and headers (431 beyond).
+	MaxHeaderBytes int
 }
 
 // Guard says what the relay may dial besides public addresses.

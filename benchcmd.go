@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
-	"time"
 
 	"github.com/polysocket/polysocket/bench"
 	"github.com/urfave/cli/v2"
@@ -14,6 +13,7 @@ import (
 
 // benchCommand is `polysocket bench`, the load generator (package bench).
 func benchCommand() *cli.Command {
+	d := bench.DefaultConfig()
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "load-test a router and relay with echo, stream or idle sessions against a WebSocket target it starts itself",
@@ -27,11 +27,11 @@ func benchCommand() *cli.Command {
 			"Stream latency is queueing in the relay's buffer unless --rate paces the target below what the relay delivers.",
 		Flags: append(logFlags(),
 			&cli.StringSliceFlag{Name: "router", Usage: "the router's base URL (default http://127.0.0.1:8080); repeatable: sessions are created on each router in turn"},
-			&cli.StringFlag{Name: "token", Value: "dev", Usage: "token sent to /create"},
-			&cli.StringFlag{Name: "mode", Value: "echo", Usage: "echo (lockstep round trips), stream (the target pushes) or idle (parked polls; relay RSS)"},
-			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: 1, Usage: "number of sessions"},
-			&cli.IntFlag{Name: "size", Value: 64, Usage: "message size, bytes"},
-			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "measured time"},
+			&cli.StringFlag{Name: "token", Value: d.Token, Usage: "token sent to /create"},
+			&cli.StringFlag{Name: "mode", Value: string(d.Mode), Usage: "echo (lockstep round trips), stream (the target pushes) or idle (parked polls; relay RSS)"},
+			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: d.Concurrency, Usage: "number of sessions"},
+			&cli.IntFlag{Name: "size", Value: d.Size, Usage: "message size, bytes"},
+			&cli.DurationFlag{Name: "duration", Value: d.Duration, Usage: "measured time"},
 			&cli.DurationFlag{Name: "warmup", Usage: "unmeasured time before measuring"},
 			&cli.Float64Flag{Name: "rate", Usage: "stream mode: messages per second the target pushes to each session (0: as fast as it can)"},
 			&cli.BoolFlag{Name: "direct", Usage: "also run the workload over a plain WebSocket to the same target (the baseline)"},
@@ -39,8 +39,8 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON instead of a table"},
 			&cli.IntFlag{Name: "relay-pid", Usage: "the relay's process id, to report its RSS (Linux)"},
 			&cli.BoolFlag{Name: "spawn", Usage: "start \"polysocket both\" as a child on a free port, measure it and stop it (overrides --router and --relay-pid)"},
-			&cli.DurationFlag{Name: "ttl", Value: 25 * time.Second, Usage: "ttl of every poll"},
-			&cli.IntFlag{Name: "create-parallel", Value: 64, Usage: "most /create requests at once"},
+			&cli.DurationFlag{Name: "ttl", Value: d.PollTTL, Usage: "ttl of every poll"},
+			&cli.IntFlag{Name: "create-parallel", Value: d.CreateParallel, Usage: "most /create requests at once"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write the bench process's CPU profile to this file"},
 		),
 		Action:      runBench,

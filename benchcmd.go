@@ -2,17 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"runtime/pprof"
-	"syscall"
-	"time"
 
 	"github.com/polysocket/polysocket/bench"
 	"github.com/urfave/cli/v2"
@@ -20,6 +13,7 @@ import (
 
 // benchCommand is `polysocket bench`, the load generator (package bench).
 func benchCommand() *cli.Command {
+	d := bench.DefaultConfig()
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "load-test a router and relay with echo, stream or idle sessions against a WebSocket target it starts itself",
@@ -33,11 +27,11 @@ func benchCommand() *cli.Command {
 			"Stream latency is queueing in the relay's buffer unless --rate paces the target below what the relay delivers.",
 		Flags: append(logFlags(),
 			&cli.StringSliceFlag{Name: "router", Usage: "the router's base URL (default http://127.0.0.1:8080); repeatable: sessions are created on each router in turn"},
-			&cli.StringFlag{Name: "token", Value: "dev", Usage: "token sent to /create"},
-			&cli.StringFlag{Name: "mode", Value: "echo", Usage: "echo (lockstep round trips), stream (the target pushes) or idle (parked polls; relay RSS)"},
-			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: 1, Usage: "number of sessions"},
-			&cli.IntFlag{Name: "size", Value: 64, Usage: "message size, bytes"},
-			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "measured time"},
+			&cli.StringFlag{Name: "token", Value: d.Token, Usage: "token sent to /create"},
+			&cli.StringFlag{Name: "mode", Value: string(d.Mode), Usage: "echo (lockstep round trips), stream (the target pushes) or idle (parked polls; relay RSS)"},
+			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: d.Concurrency, Usage: "number of sessions"},
+			&cli.IntFlag{Name: "size", Value: d.Size, Usage: "message size, bytes"},
+			&cli.DurationFlag{Name: "duration", Value: d.Duration, Usage: "measured time"},
 			&cli.DurationFlag{Name: "warmup", Usage: "unmeasured time before measuring"},
 			&cli.Float64Flag{Name: "rate", Usage: "stream mode: messages per second the target pushes to each session (0: as fast as it can)"},
 			&cli.BoolFlag{Name: "direct", Usage: "also run the workload over a plain WebSocket to the same target (the baseline)"},
@@ -45,8 +39,8 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON instead of a table"},
 			&cli.IntFlag{Name: "relay-pid", Usage: "the relay's process id, to report its RSS (Linux)"},
 			&cli.BoolFlag{Name: "spawn", Usage: "start \"polysocket both\" as a child on a free port, measure it and stop it (overrides --router and --relay-pid)"},
-			&cli.DurationFlag{Name: "ttl", Value: 25 * time.Second, Usage: "ttl of every poll"},
-			&cli.IntFlag{Name: "create-parallel", Value: 64, Usage: "most /create requests at once"},
+			&cli.DurationFlag{Name: "ttl", Value: d.PollTTL, Usage: "ttl of every poll"},
+			&cli.IntFlag{Name: "create-parallel", Value: d.CreateParallel, Usage: "most /create requests at once"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write the bench process's CPU profile to this file"},
 		),
 		Action:      runBench,
@@ -77,12 +71,16 @@ func runBench(c *cli.Context) error {
 		Progress:       os.Stderr,
 	}
 	if c.Bool("spawn") {
-		child, err := spawnBoth(c.Context)
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("--spawn: %w", err)
+		}
+		child, err := bench.Spawn(c.Context, exe)
 		if err != nil {
 			return err
 		}
-		defer child.stop()
-		cfg.Router, cfg.Routers, cfg.RelayPID = child.url, nil, child.cmd.Process.Pid
+		defer child.Stop()
+		cfg.Router, cfg.Routers, cfg.RelayPID = child.URL(), nil, child.PID()
 	}
 	b, err := bench.New(cfg, log.Named("bench"))
 	if err != nil {
@@ -113,70 +111,6 @@ func runBench(c *cli.Context) error {
 	return err
 }
 
-// child is a `polysocket both` started by --spawn.
-type child struct {
-	cmd    *exec.Cmd
-	url    string
-	exited chan struct{}
-}
-
-// spawnBoth starts this binary as `both` on a free loopback port and
-// waits until it answers /healthz.
-func spawnBoth(ctx context.Context) (*child, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("--spawn: %w", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("--spawn: finding a free port: %w", err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(exe, "both", "--listen", addr, "--log-level", "warn", "--drain-timeout", "1s", "--echo=false", "--create-rate", "0", "--admin-listen", "off")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("--spawn: %w", err)
-	}
-	ch := &child{cmd: cmd, url: "http://" + addr, exited: make(chan struct{})}
-	go func() {
-		defer close(ch.exited)
-		_ = cmd.Wait()
-	}()
-	hc := &http.Client{Timeout: time.Second}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		resp, err := hc.Get(ch.url + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return ch, nil
-			}
-		}
-		select {
-		case <-ch.exited:
-			return nil, errors.New("--spawn: polysocket both exited at start")
-		case <-ctx.Done():
-			ch.stop()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	ch.stop()
-	return nil, errors.New("--spawn: polysocket both did not answer /healthz within 10s")
-}
-
-// stop sends SIGTERM to the child (by its pid) and kills it if it has
-// not exited after 15s.
-func (ch *child) stop() {
-	_ = ch.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-ch.exited:
-	case <-time.After(15 * time.Second):
-		_ = ch.cmd.Process.Kill()
-		<-ch.exited
-	}
-}
-
 // benchChartCommand is `polysocket bench chart`: the figure of
 // docs/BENCHMARKS.md from saved `bench --json` echo results.
 func benchChartCommand() *cli.Command {
@@ -198,17 +132,9 @@ func runBenchChart(c *cli.Context) error {
 	if c.NArg() == 0 {
 		return errors.New("bench chart: give the JSON result files")
 	}
-	var reps []*bench.Report
-	for _, path := range c.Args().Slice() {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("bench chart: %w", err)
-		}
-		var r bench.Report
-		if err := json.Unmarshal(b, &r); err != nil {
-			return fmt.Errorf("bench chart: %s: %w", path, err)
-		}
-		reps = append(reps, &r)
+	reps, err := bench.ReadReports(c.Args().Slice())
+	if err != nil {
+		return fmt.Errorf("bench chart: %w", err)
 	}
 	var buf bytes.Buffer
 	if err := bench.WriteChart(&buf, reps, c.String("title")); err != nil {

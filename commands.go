@@ -1,21 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net"
-	"net/http"
-	"strconv"
 	"strings"
 
-	"github.com/polysocket/polysocket/client"
-	"github.com/polysocket/polysocket/demo"
-	"github.com/polysocket/polysocket/membus"
-	"github.com/polysocket/polysocket/metrics"
 	"github.com/polysocket/polysocket/process"
-	"github.com/polysocket/polysocket/redisbus"
 	"github.com/polysocket/polysocket/relay"
-	"github.com/polysocket/polysocket/router"
+	"github.com/polysocket/polysocket/session"
 	"github.com/polysocket/polysocket/token"
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
@@ -50,7 +41,7 @@ func bothCommand() *cli.Command {
 		Flags: concat([]cli.Flag{
 			listenFlag("127.0.0.1:8080"),
 			redisFlag(false),
-			&cli.BoolFlag{Name: "echo", Value: true, Usage: "serve the demo page at / and an echo WebSocket at /echo", EnvVars: env("ECHO")},
+			&cli.BoolFlag{Name: "echo", Value: process.DefaultSetup().Echo, Usage: "serve the demo page at / and an echo WebSocket at /echo", EnvVars: env("ECHO")},
 			&cli.BoolFlag{Name: "dev-any-loopback", Usage: "let the development token reach any ws://localhost port even when --listen is not a loopback address (by default it then reaches only the built-in echo)", EnvVars: env("DEV_ANY_LOOPBACK")},
 		}, tokenFlags(), relayFlags(), routerFlags(), serverFlags()),
 		Action: runBoth,
@@ -108,28 +99,6 @@ func usesDevToken(c *cli.Context) bool {
 	return c.String("redis") == "" && c.String("tokens") == "" && c.String("token") == ""
 }
 
-// devToken is the development token of `both` for a public listener ln,
-// and whether the relay may dial loopback for it. On a loopback listener
-// (a laptop) it reaches any ws://localhost:* and ws://127.0.0.1:*; on
-// any other address (a container, a server), where any page anywhere
-// could otherwise have the relay dial every port of the machine's
-// loopback, only the built-in echo target, unless --dev-any-loopback.
-func devToken(c *cli.Context, log *zap.Logger, ln net.Listener, fqdn string) (token.Token, bool) {
-	addr := ln.Addr().(*net.TCPAddr)
-	switch {
-	case addr.IP.IsLoopback():
-		return token.Dev(), true
-	case c.Bool("dev-any-loopback"):
-		log.Warn("--dev-any-loopback: the dev token lets any page have the relay dial any ws://localhost port of this machine, " +
-			"although it listens on " + addr.String() + ", which is not loopback")
-		return token.Dev(), true
-	}
-	port := strconv.Itoa(addr.Port)
-	log.Info("listening on " + addr.String() + ", which is not loopback: the dev token reaches only the built-in echo target " +
-		"(ws://localhost:" + port + "/echo); --dev-any-loopback lets it reach any ws://localhost port")
-	return token.DevEcho("localhost:"+port, "127.0.0.1:"+port, fqdn), false
-}
-
 // warnOpenToken warns at start about a --token without --token-origin
 // or --token-limit. A token is public (it is in every page that uses
 // it), so what bounds its abuse is its target patterns, its origins
@@ -151,255 +120,152 @@ func warnOpenToken(log *zap.Logger, name string, anyOrigin, noLimit bool) {
 		zap.String("token", name))
 }
 
-func openRedis(c *cli.Context, log *zap.Logger) (*redisbus.Bus, error) {
-	return redisbus.New(redisbus.Config{URL: c.String("redis")}, log.Named("redis"))
+func listenFlag(def string) cli.Flag {
+	return &cli.StringFlag{Name: "listen", Value: def, Usage: "address to serve HTTP on", EnvVars: env("LISTEN")}
 }
 
-func runBoth(c *cli.Context) error {
-	log, err := newLogger(c)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }()
-	if err := tuneRuntime(c, log); err != nil {
-		return err
-	}
-	ls, err := openListeners(c)
-	if err != nil {
-		return err
-	}
-	svc, cleanup, err := setupBoth(c, log, ls)
-	if err != nil {
-		ls.close()
-		return err
-	}
-	defer cleanup()
-	return svc.Run(c.Context)
+// serverFlags are every process's flags; their defaults are
+// process.DefaultSetup's.
+func serverFlags() []cli.Flag {
+	d := process.DefaultSetup()
+	return append(logFlags(),
+		&cli.DurationFlag{Name: "shutdown-timeout", Value: d.ShutdownTimeout, Usage: "how long in-flight requests may take to finish at shutdown", EnvVars: env("SHUTDOWN_TIMEOUT")},
+		&cli.IntFlag{Name: "max-header-bytes", Value: d.Server.MaxHeaderBytes, Usage: "largest request line and headers (a longer URL gets 431)", EnvVars: env("MAX_HEADER_BYTES")},
+		&cli.DurationFlag{Name: "read-header-timeout", Value: d.Server.ReadHeaderTimeout, Usage: "time a client has to send its request line and headers (cuts off slowloris clients)", EnvVars: env("READ_HEADER_TIMEOUT")},
+		&cli.DurationFlag{Name: "read-timeout", Value: d.Server.ReadTimeout, Usage: "time a client has to send a whole request, body included", EnvVars: env("READ_TIMEOUT")},
+		&cli.DurationFlag{Name: "http-idle-timeout", Value: d.Server.IdleTimeout, Usage: "how long an idle keep-alive connection stays open", EnvVars: env("HTTP_IDLE_TIMEOUT")},
+		&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate (chain) file: serve HTTPS instead of HTTP (with --tls-key; a relay needs a wildcard certificate for *.fqdn too)", EnvVars: env("TLS_CERT")},
+		&cli.StringFlag{Name: "tls-key", Usage: "PEM private key file of --tls-cert", EnvVars: env("TLS_KEY")},
+		&cli.StringFlag{Name: "admin-listen", Value: d.AdminListen, Usage: "address of the admin listener, which serves /metrics and /debug/pprof/ (never the public one; keep it off the internet); empty or \"off\": none", EnvVars: env("ADMIN_LISTEN")},
+		&cli.BoolFlag{Name: "metrics", Value: d.Metrics, Usage: "serve Prometheus metrics at /metrics on --admin-listen", EnvVars: env("METRICS")},
+	)
 }
 
-// setupBoth builds `both`: a router and a relay on one listener, on an
-// in-process bus (or Redis with --redis).
-func setupBoth(c *cli.Context, log *zap.Logger, ls listeners) (*process.Process, func(), error) {
-	fqdn := c.String("fqdn")
-	if fqdn == "" {
-		fqdn = "localhost:" + strconv.Itoa(ls.public.Addr().(*net.TCPAddr).Port)
-	}
-	var cleanups []func()
-	cleanup := func() {
-		for i := len(cleanups) - 1; i >= 0; i-- {
-			cleanups[i]()
-		}
-	}
-	fail := func(err error) (*process.Process, func(), error) {
-		cleanup()
-		return nil, nil, err
-	}
-	// Production relays dial only public addresses unless told
-	// otherwise; the development token reaches local servers (see
-	// devToken). The relay never dials itself: a target naming it goes
-	// to the built-in echo, or is refused.
-	place := relayPlace{fqdn: fqdn, self: ls.selfAddrs()}
-	b, err := openBothBus(c, log, ls.public, fqdn, &place)
-	if err != nil {
-		return fail(err)
-	}
-	cleanups = append(cleanups, b.close)
-	var d *demo.Demo
-	if c.Bool("echo") {
-		d = demo.Handler(log.Named("demo"))
-		cleanups = append(cleanups, func() { d.Close() })
-		tlsConf, err := serverTLS(c)
-		if err != nil {
-			return fail(err)
-		}
-		eb, err := startEchoBackend(d, tlsConf, log)
-		if err != nil {
-			return fail(err)
-		}
-		cleanups = append(cleanups, eb.close)
-		place.echo = eb.dial(c.Duration("dial-timeout"))
-	}
-	m := metrics.New()
-	rl, err := newRelay(c, place, b.bus, m, log)
-	if err != nil {
-		return fail(err)
-	}
-	rcfg, err := routerConfig(c, m, log)
-	if err != nil {
-		return fail(err)
-	}
-	rt, err := router.New(rcfg, m.RouterBus(b.bus), m.TokenStore(b.tokens), log)
-	if err != nil {
-		return fail(err)
-	}
-	mux := http.NewServeMux()
-	if err := mountRouter(c, mux, rt, rcfg, m); err != nil {
-		return fail(err)
-	}
-	mountRelay(mux, rl)
-	if d != nil {
-		mux.Handle("/", d)
-		log.Info("demo page at http://" + fqdn + "/ with an echo WebSocket at ws://" + fqdn + "/echo")
-	}
-	svc, err := newProcess(c, log, ls, mux, rl, m, b.check)
-	if err != nil {
-		return fail(err)
-	}
-	log.Info("polysocket both", zap.String("fqdn", fqdn), zap.String("sessions", "{uniq}."+fqdn))
-	return svc, cleanup, nil
-}
-
-// bothBus is the bus and token store of `both`.
-type bothBus struct {
-	bus interface {
-		router.Bus
-		relay.Bus
-	}
-	tokens router.TokenStore
-	// check is the readiness check of the bus; nil for the in-process
-	// one, which always answers.
-	check func(context.Context) error
-	close func()
-}
-
-// openBothBus opens Redis with --redis; without, an in-process bus with
-// the static tokens, and the development token's loopback reach set in
-// place.
-func openBothBus(c *cli.Context, log *zap.Logger, ln net.Listener, fqdn string, place *relayPlace) (bothBus, error) {
-	if c.String("redis") != "" {
-		rb, err := openRedis(c, log)
-		if err != nil {
-			return bothBus{}, err
-		}
-		return bothBus{bus: rb, tokens: rb, check: redisCheck(rb), close: rb.Close}, nil
-	}
-	var dev token.Token
-	if usesDevToken(c) {
-		dev, place.loopback = devToken(c, log, ln, fqdn)
-	}
-	st, err := staticTokens(c, log, dev)
-	if err != nil {
-		return bothBus{}, err
-	}
-	return bothBus{bus: membus.New(0), tokens: st, close: func() {}}, nil
-}
-
-// newRelay builds a relay with its metrics wired in.
-func newRelay(c *cli.Context, place relayPlace, bus relay.Bus, m *metrics.Metrics, log *zap.Logger) (*relay.Relay, error) {
-	cfg, err := relayConfig(c, place)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Metrics = m
-	cfg.Session.Counters = m.SessionCounters()
-	rl, err := relay.New(cfg, m.RelayBus(bus), log)
-	if err != nil {
-		return nil, err
-	}
-	m.WatchRelay(rl.Registry())
-	m.RelayLimits(cfg.Capacity, cfg.Session.MaxBufferedTotal)
-	return rl, nil
-}
-
-// redisCheck is the readiness check of a Redis bus: it answers a relay
-// listing.
-func redisCheck(rb *redisbus.Bus) func(context.Context) error {
-	return func(ctx context.Context) error {
-		_, err := rb.Relays(ctx)
-		return err
+// relayFlags are a relay's flags; their defaults are the relay's and
+// the sessions' own (relay.DefaultConfig), and the drain's
+// (process.DefaultSetup).
+func relayFlags() []cli.Flag {
+	pd := process.DefaultSetup()
+	rd := pd.Relay
+	sd := rd.Session
+	return []cli.Flag{
+		&cli.StringFlag{Name: "fqdn", Usage: "the relay's public host[:port]; sessions live at {uniq}.{fqdn} (needs a wildcard DNS record)", EnvVars: env("FQDN")},
+		&cli.StringFlag{Name: "id", Usage: "the relay's name on the bus (default: random)", EnvVars: env("ID")},
+		&cli.IntFlag{Name: "capacity", Value: rd.Capacity, Usage: "most live sessions", EnvVars: env("CAPACITY")},
+		&cli.DurationFlag{Name: "dial-timeout", Value: sd.DialTimeout, Usage: "time allowed to open the target WebSocket", EnvVars: env("DIAL_TIMEOUT")},
+		&cli.DurationFlag{Name: "idle-timeout", Value: sd.IdleTimeout, Usage: "a session with no request for this long ends (the target gets 1001)", EnvVars: env("IDLE_TIMEOUT")},
+		&cli.DurationFlag{Name: "ping-interval", Value: sd.PingInterval, Usage: "how often targets are pinged", EnvVars: env("PING_INTERVAL")},
+		&cli.DurationFlag{Name: "park-after", Value: rd.ParkAfter, Usage: "how long a held poll that net/http serves (not a plain session request, which the relay serves and parks at once) waits before its connection is taken out of it (parked: far less memory per idle session); negative: at once", EnvVars: env("PARK_AFTER")},
+		&cli.DurationFlag{Name: "max-ttl", Value: rd.MaxTTL, Usage: "longest a poll is held", EnvVars: env("MAX_TTL")},
+		&cli.Int64Flag{Name: "max-message", Value: sd.MaxMessage, Usage: "largest message either way, bytes", EnvVars: env("MAX_MESSAGE")},
+		&cli.Int64Flag{Name: "max-buffered", Value: sd.MaxBuffered, Usage: "bytes buffered per session before the relay stops reading the target (each message counts 72 bytes besides its payload)", EnvVars: env("MAX_BUFFERED")},
+		&cli.Int64Flag{Name: "max-buffered-total", Value: sd.MaxBufferedTotal, Usage: "bytes all sessions together buffer both ways (counted as --max-buffered; client sends held for their turn or being assembled from fragments count too) before every session holding a message stops reading its target until its client takes it, and client sends that would be held are answered 503 (retried); 0: no bound", EnvVars: env("MAX_BUFFERED_TOTAL")},
+		&cli.Int64Flag{Name: "max-body", Usage: "largest POST body, bytes (default: 3 × --max-message + 64 KiB)", EnvVars: env("MAX_BODY")},
+		&cli.BoolFlag{Name: "forward-origin", Value: true, Usage: "pass the browser's Origin to the target", EnvVars: env("FORWARD_ORIGIN")},
+		&cli.BoolFlag{Name: "forward-for", Value: true, Usage: "pass the browser's address to the target in X-Forwarded-For", EnvVars: env("FORWARD_FOR")},
+		&cli.BoolFlag{Name: "allow-private", Usage: "let the relay dial private, loopback and other special-purpose addresses (see docs/SSRF.md)", EnvVars: env("ALLOW_PRIVATE")},
+		&cli.StringSliceFlag{Name: "allow-cidr", Usage: "a special-purpose range the relay may dial anyway (repeatable), e.g. 10.1.2.0/24", EnvVars: env("ALLOW_CIDR")},
+		&cli.IntFlag{Name: "gc-percent", Usage: "the Go GC's target heap growth over the live heap, percent (GOGC; 0: $GOGC if set, else 50); lower trades GC CPU for less memory per idle session", EnvVars: env("GC_PERCENT")},
+		&cli.StringFlag{Name: "memory-limit", Usage: "soft memory limit of the Go runtime (GOMEMLIMIT), e.g. 512MiB or 2GiB; the GC works harder as the process nears it (empty: none)", EnvVars: env("MEMORY_LIMIT")},
+		&cli.StringFlag{Name: "target-ca", Usage: "PEM file of extra CA certificates trusted for wss:// targets, besides the system roots", EnvVars: env("TARGET_CA")},
+		&cli.DurationFlag{Name: "drain-timeout", Value: pd.DrainTimeout, Usage: "at SIGTERM, how long live sessions may go on before they are closed with 1001", EnvVars: env("DRAIN_TIMEOUT")},
+		&cli.DurationFlag{Name: "close-grace", Value: pd.CloseGrace, Usage: "after the drain closed the sessions, how long clients have to collect their close message before the HTTP server stops", EnvVars: env("CLOSE_GRACE")},
 	}
 }
 
-func runRouter(c *cli.Context) error {
-	log, err := newLogger(c)
-	if err != nil {
-		return err
+// routerFlags are a router's flags; their defaults are the router's
+// (router.DefaultConfig) and the create limit's (process.DefaultSetup).
+func routerFlags() []cli.Flag {
+	d := process.DefaultSetup()
+	return []cli.Flag{
+		&cli.DurationFlag{Name: "establish-timeout", Value: d.Router.EstablishTimeout, Usage: "how long a relay may take to answer an establish request", EnvVars: env("ESTABLISH_TIMEOUT")},
+		&cli.Float64Flag{Name: "create-rate", Value: d.CreateRate, Usage: "sessions per second one client address may create, sustained (0: no limit)", EnvVars: env("CREATE_RATE")},
+		&cli.IntFlag{Name: "create-burst", Value: d.CreateBurst, Usage: "sessions one client address may create at once", EnvVars: env("CREATE_BURST")},
+		&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable), e.g. 10.0.0.0/8", EnvVars: env("TRUSTED_PROXY")},
 	}
-	defer func() { _ = log.Sync() }()
-	rb, err := openRedis(c, log)
-	if err != nil {
-		return err
-	}
-	defer rb.Close()
-	m := metrics.New()
-	rcfg, err := routerConfig(c, m, log)
-	if err != nil {
-		return err
-	}
-	rt, err := router.New(rcfg, m.RouterBus(rb), m.TokenStore(rb), log)
-	if err != nil {
-		return err
-	}
-	ls, err := openListeners(c)
-	if err != nil {
-		return err
-	}
-	mux := http.NewServeMux()
-	if err := mountRouter(c, mux, rt, rcfg, m); err != nil {
-		ls.close()
-		return err
-	}
-	svc, err := newProcess(c, log, ls, mux, nil, m, redisCheck(rb))
-	if err != nil {
-		ls.close()
-		return err
-	}
-	return svc.Run(c.Context)
 }
+
+func runBoth(c *cli.Context) error   { return runProcess(c, process.RoleBoth) }
+func runRouter(c *cli.Context) error { return runProcess(c, process.RoleRouter) }
 
 func runRelay(c *cli.Context) error {
-	log, err := newLogger(c)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }()
 	if c.String("fqdn") == "" {
 		return fmt.Errorf("--fqdn is required: the relay's public host[:port]")
 	}
-	if err := tuneRuntime(c, log); err != nil {
-		return err
-	}
-	ls, err := openListeners(c)
-	if err != nil {
-		return err
-	}
-	rb, err := openRedis(c, log)
-	if err != nil {
-		ls.close()
-		return err
-	}
-	defer rb.Close()
-	m := metrics.New()
-	rl, err := newRelay(c, relayPlace{fqdn: c.String("fqdn"), self: ls.selfAddrs()}, rb, m, log)
-	if err != nil {
-		ls.close()
-		return err
-	}
-	mux := http.NewServeMux()
-	mountRelay(mux, rl)
-	svc, err := newProcess(c, log, ls, mux, rl, m, redisCheck(rb))
-	if err != nil {
-		ls.close()
-		return err
-	}
-	log.Info("polysocket relay", zap.String("id", rl.ID()), zap.String("fqdn", c.String("fqdn")))
-	return svc.Run(c.Context)
+	return runProcess(c, process.RoleRelay)
 }
 
-// mountRouter mounts /create and the browser library (minified here, at
-// startup).
-func mountRouter(c *cli.Context, mux *http.ServeMux, rt *router.Router, cfg router.Config, m *metrics.Metrics) error {
-	mux.Handle("/create", createLimit(c, rt, cfg, m))
-	lib, err := client.New()
+// runProcess builds the process role's flags describe and runs it
+// until the command's context (SIGTERM, SIGINT) ends.
+func runProcess(c *cli.Context, role process.Role) error {
+	log, err := newLogger(c)
 	if err != nil {
 		return err
 	}
-	lib.Mount(mux)
-	return nil
+	defer func() { _ = log.Sync() }()
+	if role != process.RoleRouter {
+		if err := process.TuneRuntime(c.Int("gc-percent"), c.String("memory-limit"), log); err != nil {
+			return err
+		}
+	}
+	s := processSetup(c, role, log)
+	p, release, err := process.Build(s)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return p.Run(c.Context)
 }
 
-func mountRelay(mux *http.ServeMux, rl *relay.Relay) {
-	for _, p := range relay.Patterns() {
-		mux.Handle(p, rl.Handler())
+// processSetup turns a process command's flags into a process.Setup.
+func processSetup(c *cli.Context, role process.Role, log *zap.Logger) process.Setup {
+	s := process.DefaultSetup()
+	s.Role, s.Log = role, log
+	s.Listen, s.AdminListen, s.Redis = c.String("listen"), c.String("admin-listen"), c.String("redis")
+	s.TLSCert, s.TLSKey = c.String("tls-cert"), c.String("tls-key")
+	s.Server = process.ServerLimits{
+		ReadHeaderTimeout: c.Duration("read-header-timeout"), ReadTimeout: c.Duration("read-timeout"),
+		IdleTimeout: c.Duration("http-idle-timeout"), MaxHeaderBytes: c.Int("max-header-bytes"),
+	}
+	s.Metrics, s.ShutdownTimeout = c.Bool("metrics"), c.Duration("shutdown-timeout")
+	if role != process.RoleRelay {
+		s.Router.EstablishTimeout = c.Duration("establish-timeout")
+		s.CreateRate, s.CreateBurst = c.Float64("create-rate"), c.Int("create-burst")
+		s.TrustedProxy = c.StringSlice("trusted-proxy")
+	}
+	if role != process.RoleRouter {
+		s.Relay = relayConfig(c)
+		s.Guard = process.Guard{AllowPrivate: c.Bool("allow-private"), AllowCIDR: c.StringSlice("allow-cidr"), TargetCA: c.String("target-ca")}
+		s.DrainTimeout, s.CloseGrace = c.Duration("drain-timeout"), c.Duration("close-grace")
+	}
+	if role == process.RoleBoth {
+		s.Echo, s.DevAnyLoopback, s.DevToken = c.Bool("echo"), c.Bool("dev-any-loopback"), usesDevToken(c)
+		s.Tokens = func(dev token.Token) (*token.Static, error) { return staticTokens(c, log, dev) }
+	}
+	return s
+}
+
+// relayConfig is the relay's configuration from its flags; the process
+// adds its dialer and place.
+func relayConfig(c *cli.Context) relay.Config {
+	return relay.Config{
+		ID:       c.String("id"),
+		FQDN:     c.String("fqdn"),
+		Capacity: c.Int("capacity"),
+		MaxTTL:   c.Duration("max-ttl"),
+		MaxBody:  c.Int64("max-body"),
+		// Held polls leave their handler (httpconn.Park).
+		ParkPolls: true,
+		ParkAfter: c.Duration("park-after"),
+		Session: session.Config{
+			DialTimeout:      c.Duration("dial-timeout"),
+			IdleTimeout:      c.Duration("idle-timeout"),
+			PingInterval:     c.Duration("ping-interval"),
+			MaxMessage:       c.Int64("max-message"),
+			MaxBuffered:      c.Int64("max-buffered"),
+			MaxBufferedTotal: c.Int64("max-buffered-total"),
+			ForwardOrigin:    c.Bool("forward-origin"),
+			ForwardFor:       c.Bool("forward-for"),
+		},
 	}
 }

@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
@@ -148,12 +145,6 @@ func openTokenBus(a tokenArgs) (*redisbus.Bus, error) {
 	return bus, nil
 }
 
-// tokenView is a token with its live connection count, as printed.
-type tokenView struct {
-	token.Token
-	Connections int `json:"connections"`
-}
-
 func tokenAdd(c *cli.Context) error {
 	a, err := parseTokenArgs(c, 1)
 	if err != nil {
@@ -216,25 +207,15 @@ func tokenList(c *cli.Context, a tokenArgs, bus *redisbus.Bus) error {
 	if err != nil {
 		return err
 	}
-	views := make([]tokenView, len(tokens))
+	views := make([]token.Listed, len(tokens))
 	for i, t := range tokens {
 		n, err := bus.Count(c.Context, t.Name)
 		if err != nil {
 			return err
 		}
-		views[i] = tokenView{Token: t, Connections: n}
+		views[i] = token.Listed{Token: t, Connections: n}
 	}
-	w := c.App.Writer
-	if a.json {
-		return writeJSON(w, views)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tCONNECTIONS\tLIMIT\tTARGETS\tORIGINS")
-	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", v.Name, v.Connections, limitText(v.Limit),
-			strings.Join(v.Targets, " "), strings.Join(v.Origins, " "))
-	}
-	return tw.Flush()
+	return token.WriteList(c.App.Writer, views, a.json)
 }
 
 func tokenShow(c *cli.Context, a tokenArgs, bus *redisbus.Bus) error {
@@ -251,7 +232,7 @@ func tokenRemove(c *cli.Context, a tokenArgs, bus *redisbus.Bus) error {
 		return notFound(err, name)
 	}
 	if a.json {
-		return writeJSON(c.App.Writer, map[string]string{"removed": name})
+		return token.WriteJSON(c.App.Writer, map[string]string{"removed": name})
 	}
 	_, err := fmt.Fprintf(c.App.Writer, "removed token %s\n", name)
 	return err
@@ -263,39 +244,5 @@ func showToken(ctx context.Context, w io.Writer, bus *redisbus.Bus, t token.Toke
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		return writeJSON(w, tokenView{Token: t, Connections: n})
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "name:\t%s\n", t.Name)
-	fmt.Fprintf(tw, "connections:\t%d\n", n)
-	fmt.Fprintf(tw, "limit:\t%s\n", limitText(t.Limit))
-	for i, p := range t.Targets {
-		fmt.Fprintf(tw, "%s\t%s\n", label(i, "targets:"), p)
-	}
-	for i, p := range t.Origins {
-		fmt.Fprintf(tw, "%s\t%s\n", label(i, "origins:"), p)
-	}
-	return tw.Flush()
-}
-
-// label names the first line of a list only.
-func label(i int, name string) string {
-	if i == 0 {
-		return name
-	}
-	return ""
-}
-
-func limitText(limit int) string {
-	if limit == 0 {
-		return "none"
-	}
-	return strconv.Itoa(limit)
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return token.WriteOne(w, token.Listed{Token: t, Connections: n}, asJSON)
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -9,6 +10,7 @@ import (
 	"image/png"
 	"io"
 	"math"
+	"os"
 	"sort"
 	"strconv"
 
@@ -428,4 +430,21 @@ func blend(dst, c color.RGBA) color.RGBA {
 		B: uint8(uint32(c.B) + uint32(dst.B)*k/255),
 		A: uint8(uint32(c.A) + uint32(dst.A)*k/255),
 	}
+}
+
+// ReadReports reads saved `bench --json` results, one file each.
+func ReadReports(paths []string) ([]*Report, error) {
+	var reps []*Report
+	for _, path := range paths {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		var r Report
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		reps = append(reps, &r)
+	}
+	return reps, nil
 }

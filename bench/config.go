@@ -72,6 +72,10 @@ type Config struct {
 	Progress io.Writer
 }
 
+// DefaultConfig is the configuration New uses for zero fields; the
+// bench command's flags take their defaults from it.
+func DefaultConfig() Config { return Config{}.withDefaults() }
+
 func (c Config) withDefaults() Config {
 	if c.Router == "" {
 		c.Router = "http://127.0.0.1:8080"

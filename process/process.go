@@ -111,6 +111,9 @@ func New(cfg Config) (*Process, error) {
 	return p, nil
 }
 
+// Addr is the public listener's address.
+func (p *Process) Addr() net.Addr { return p.cfg.Listener.Addr() }
+
 // relayFirst sends the session endpoints, which carry every message,
 // straight to the relay, sparing them the mux's route-tree walk; the
 // relay hands paths it does not take back to its own mux.
@@ -152,13 +155,22 @@ func (p *Process) healthz(w http.ResponseWriter, _ *http.Request) {
 	plain(w, http.StatusOK, "ok\n")
 }
 
-// readyz answers 200 when the process should get traffic: the bus
-// answers within a second and the process is not draining; 503
-// otherwise (readiness).
+// readyz answers 200 when the process should get traffic: a relay has
+// registered on the bus (until then a create it gets would find no
+// relay), the bus answers within a second and the process is not
+// draining; 503 otherwise (readiness).
 func (p *Process) readyz(w http.ResponseWriter, r *http.Request) {
 	if p.draining.Load() {
 		plain(w, http.StatusServiceUnavailable, "draining\n")
 		return
+	}
+	if rl := p.cfg.Relay; rl != nil {
+		select {
+		case <-rl.Registered():
+		default:
+			plain(w, http.StatusServiceUnavailable, "not registered\n")
+			return
+		}
 	}
 	if p.cfg.BusCheck != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)

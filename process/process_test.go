@@ -33,14 +33,19 @@ type env struct {
 	done   chan error
 }
 
-func start(t *testing.T, drain time.Duration, admin net.Listener) *env {
+// start runs a relay process on bus (nil: a fresh membus) with drain
+// as its drain timeout and admin as its admin listener (may be nil).
+func start(t *testing.T, drain time.Duration, admin net.Listener, bus relay.Bus) *env {
 	t.Helper()
+	if bus == nil {
+		bus = membus.New(0)
+	}
 	log := zaptest.NewLogger(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rl, err := relay.New(relay.Config{FQDN: ln.Addr().String(), ParkPolls: true}, membus.New(0), log)
+	rl, err := relay.New(relay.Config{FQDN: ln.Addr().String(), ParkPolls: true}, bus, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +100,7 @@ type pollAnswer struct {
 // its close message HTTP stops and Run returns.
 func TestDrainOrder(t *testing.T) {
 	tg := testenv.NewTarget(t, testenv.TargetOptions{})
-	e := start(t, time.Second, nil)
+	e := start(t, time.Second, nil, nil)
 	testenv.WaitFor(t, 5*time.Second, "readiness", func() bool { code, _ := get(t, e.base+"/readyz", ""); return code == http.StatusOK })
 	rep := e.relay.Establish(control.EstablishRequest{ID: "1", Target: tg.URL, Token: "t"})
 	if !rep.OK {
@@ -144,7 +149,7 @@ func TestListeners(t *testing.T) {
 		t.Fatal(err)
 	}
 	adminURL := "http://" + admin.Addr().String()
-	e := start(t, 0, admin)
+	e := start(t, 0, admin, nil)
 	testenv.WaitFor(t, 5*time.Second, "health", func() bool { code, _ := get(t, e.base+"/healthz", ""); return code == http.StatusOK })
 	for _, path := range []string{"/debug/pprof/", "/metrics"} {
 		if code, _ := get(t, adminURL+path, ""); code != http.StatusOK {
@@ -182,4 +187,36 @@ func TestSignalContext(t *testing.T) {
 	if !errors.Is(ctx.Err(), context.Canceled) {
 		t.Fatal(ctx.Err())
 	}
+}
+
+// gatedBus is a bus that refuses registrations until open is closed.
+type gatedBus struct {
+	*membus.Bus
+	open chan struct{}
+}
+
+func (b gatedBus) Register(ctx context.Context, info control.RelayInfo) error {
+	select {
+	case <-b.open:
+		return b.Bus.Register(ctx, info)
+	default:
+		return errors.New("bus not open yet")
+	}
+}
+
+// A relay's /readyz is 503 until the relay has registered on the bus
+// for the first time (a create sent before would find no relay), and
+// 200 after; /healthz is 200 all along.
+func TestReadyAfterRegistration(t *testing.T) {
+	bus := gatedBus{Bus: membus.New(0), open: make(chan struct{})}
+	e := start(t, 0, nil, bus)
+	testenv.WaitFor(t, 5*time.Second, "health", func() bool { code, _ := get(t, e.base+"/healthz", ""); return code == http.StatusOK })
+	if code, body := get(t, e.base+"/readyz", ""); code != http.StatusServiceUnavailable || body != "not registered\n" {
+		t.Fatalf("/readyz before the first registration: %d %q, want 503 not registered", code, body)
+	}
+	close(bus.open)
+	testenv.WaitFor(t, 10*time.Second, "/readyz 200 after the registration", func() bool {
+		code, _ := get(t, e.base+"/readyz", "")
+		return code == http.StatusOK
+	})
 }

@@ -105,6 +105,11 @@ type Relay struct {
 
 	draining atomic.Bool
 
+	// registered is closed at the relay's first registration on the bus
+	// (Registered).
+	registered     chan struct{}
+	registeredOnce sync.Once
+
 	// parked holds the parked polls (*parked) whose connection is
 	// parked, for sweepParked.
 	parked sync.Map
@@ -135,7 +140,7 @@ func New(cfg Config, bus Bus, log *zap.Logger) (*Relay, error) {
 	if cfg.MaxTTL < cfg.DefaultTTL {
 		return nil, errors.New("relay: MaxTTL is below DefaultTTL")
 	}
-	r := &Relay{cfg: cfg, bus: bus, log: log.With(zap.String("relay", cfg.ID))}
+	r := &Relay{cfg: cfg, bus: bus, log: log.With(zap.String("relay", cfg.ID)), registered: make(chan struct{})}
 	scfg := cfg.Session
 	scfg.OnEnd = r.onEnd
 	reg, err := session.New(scfg, r.log)
@@ -238,6 +243,7 @@ func (r *Relay) registerLoop(ctx context.Context) {
 		rctx, cancel := context.WithTimeout(ctx, r.cfg.RegisterInterval)
 		err := r.bus.Register(rctx, r.Info())
 		if err == nil {
+			r.registeredOnce.Do(func() { close(r.registered) })
 			r.retryReleases(rctx)
 		}
 		cancel()
@@ -256,6 +262,11 @@ func (r *Relay) registerLoop(ctx context.Context) {
 		}
 	}
 }
+
+// Registered is closed once the relay has registered on the bus for
+// the first time: before, no router can pick it, so a process's /readyz
+// says not ready and a load balancer sends it no creates.
+func (r *Relay) Registered() <-chan struct{} { return r.registered }
 
 // Sessions returns how many sessions the relay holds: live, and known
 // (ended ones whose close message a client may still collect included).

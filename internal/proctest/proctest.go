@@ -1,7 +1,8 @@
 // Package proctest runs the polysocket binary as real processes for
 // tests: it builds the binary once per test run, starts it with --listen
 // and --admin-listen on loopback addresses of their own, logging to a
-// file, waits for /healthz, and stops
+// file, waits for /readyz (a relay is registered on the bus, the bus
+// answers), and stops
 // it by PID (SIGTERM, then SIGKILL) at cleanup, printing the end of its
 // log when the test failed. A package using it calls RemoveBuild from
 // TestMain.
@@ -141,6 +142,11 @@ type Options struct {
 	TLS *tls.Config
 	// ShowLog prints the log at cleanup even when the test passed.
 	ShowLog bool
+	// NotReady makes Start wait for /healthz only, for a process that is
+	// not expected to be ready at start (its Redis down, say). By
+	// default Start waits for /readyz: a relay that answers /healthz may
+	// not be registered on the bus yet, and a create then finds no relay.
+	NotReady bool
 }
 
 // Proc is a polysocket process owned by a test.
@@ -157,7 +163,8 @@ type Proc struct {
 }
 
 // Start runs the binary as opts say, its output going to a log file in
-// t.TempDir(), and waits until it answers /healthz. At cleanup it is
+// t.TempDir(), and waits until it answers /readyz (/healthz with
+// NotReady). At cleanup it is
 // stopped (SIGTERM, then SIGKILL after a grace period), and its log is
 // printed if the test failed.
 func Start(t testing.TB, opts Options) *Proc {
@@ -211,27 +218,31 @@ func Start(t testing.TB, opts Options) *Proc {
 		}
 	})
 	t.Cleanup(p.Stop)
-	p.awaitHealthy(t, opts.TLS)
+	path := "/readyz"
+	if opts.NotReady {
+		path = "/healthz"
+	}
+	p.awaitHealthy(t, opts.TLS, path)
 	return p
 }
 
-// awaitHealthy polls /healthz until it answers 200, and fails the test
-// if the process exits first or healthTimeout passes.
-func (p *Proc) awaitHealthy(t testing.TB, tlsConf *tls.Config) {
+// awaitHealthy polls path (/readyz or /healthz) until it answers 200,
+// and fails the test if the process exits first or healthTimeout passes.
+func (p *Proc) awaitHealthy(t testing.TB, tlsConf *tls.Config, path string) {
 	t.Helper()
 	// A client of its own: short timeouts, and no idle connection left
 	// for the process's Shutdown to wait on.
 	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: tlsConf}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Timeout: time.Second, Transport: tr}
-	testenv.WaitFor(t, healthTimeout, p.name+" /healthz on "+p.addr+" to answer 200", func() bool {
+	testenv.WaitFor(t, healthTimeout, p.name+" "+path+" on "+p.addr+" to answer 200", func() bool {
 		t.Helper()
 		select {
 		case <-p.exited:
 			t.Fatalf("%s exited at start (%v):\n%s", p.name, p.err, p.LogTail(logTail))
 		default:
 		}
-		resp, err := client.Get(p.URL() + "/healthz")
+		resp, err := client.Get(p.URL() + path)
 		if err != nil {
 			return false
 		}

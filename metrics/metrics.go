@@ -45,6 +45,7 @@ type Metrics struct {
 	messages      *prometheus.CounterVec
 	bytes         *prometheus.CounterVec
 	pollsHeld     prometheus.Gauge
+	pollSeconds   *prometheus.HistogramVec
 	responses     *prometheus.CounterVec
 	respBy        [numEndpoints][600]atomic.Pointer[prometheus.Counter] // by status, filled on first use
 	busErrors     *prometheus.CounterVec
@@ -76,6 +77,7 @@ func New() *Metrics {
 	m.messages = f.counterVec("messages_total", "WebSocket messages through the relay, by direction: to_target (client sends, after fragment assembly) or from_target.", "direction")
 	m.bytes = f.counterVec("message_bytes_total", "Payload bytes of messages through the relay, by direction (to_target, from_target).", "direction")
 	m.pollsHeld = f.gauge("polls_held", "Long polls waiting for messages right now.")
+	m.pollSeconds = f.histogramVecBuckets("poll_duration_seconds", "Time from a long poll's start on its session to its answer, held or not (not counting the write), by outcome: messages, heartbeat (nothing by the TTL), superseded (a newer poll took over), closed (the session is over), gone (the client went away), error (a bad ack).", pollBuckets, "outcome")
 	m.responses = f.counterVec("http_responses_total", "HTTP responses, by endpoint (create, send, close, poll, client, metrics, health, other) and status code.", "endpoint", "status")
 	m.busErrors = f.counterVec("bus_errors_total", "Failed control-plane (bus) calls, by operation.", "op")
 	m.limits = f.counterVec("limit_refusals_total", "Requests refused by a limit: capacity (relay full), token (connection limit), rate (per-IP /create rate), size (message or body too large).", "limit")
@@ -130,12 +132,17 @@ func (m *Metrics) RelayLimits(capacity int, maxBufferedTotal int64) {
 
 // SessionCounters are the per-message counters for session.Config.
 func (m *Metrics) SessionCounters() session.Counters {
+	var polls [session.NumPollOutcomes]session.Observer
+	for o := range polls {
+		polls[o] = m.pollSeconds.WithLabelValues(session.PollOutcome(o).String())
+	}
 	return session.Counters{
 		MessagesToTarget:   m.messages.WithLabelValues("to_target"),
 		BytesToTarget:      m.bytes.WithLabelValues("to_target"),
 		MessagesFromTarget: m.messages.WithLabelValues("from_target"),
 		BytesFromTarget:    m.bytes.WithLabelValues("from_target"),
 		PollsHeld:          m.pollsHeld,
+		PollSeconds:        polls,
 	}
 }
 
@@ -243,11 +250,22 @@ func (f factory) gaugeFunc(name, help string, fn func() float64) {
 	f.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, fn))
 }
 
+// dialBuckets, 1 ms to ~16 s, span a loopback dial to a slow far-away
+// target.
+var dialBuckets = prometheus.ExponentialBuckets(0.001, 2, 15)
+
+// pollBuckets span a poll answered at once (well under 1 ms) to one held
+// for the longest TTL (--max-ttl, 60 s by default; 25 s is the default
+// TTL).
+var pollBuckets = []float64{0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60}
+
 func (f factory) histogramVec(name, help string, labels ...string) *prometheus.HistogramVec {
+	return f.histogramVecBuckets(name, help, dialBuckets, labels...)
+}
+
+func (f factory) histogramVecBuckets(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: namespace, Name: name, Help: help,
-		// 1 ms to ~16 s: a loopback dial to a slow far-away target.
-		Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		Namespace: namespace, Name: name, Help: help, Buckets: buckets,
 	}, labels)
 	f.reg.MustRegister(h)
 	return h

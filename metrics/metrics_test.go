@@ -92,6 +92,8 @@ func TestRelayAndRouterHooks(t *testing.T) {
 	c.MessagesToTarget.Add(1)
 	c.BytesToTarget.Add(5)
 	c.PollsHeld.Add(1)
+	c.PollSeconds[session.PollMessages].Observe(0.3)
+	c.PollSeconds[session.PollHeartbeat].Observe(25)
 	text := scrape(t, m)
 	for _, l := range []string{
 		`polysocket_sessions_created_total 1`,
@@ -113,6 +115,12 @@ func TestRelayAndRouterHooks(t *testing.T) {
 		`polysocket_messages_total{direction="to_target"} 1`,
 		`polysocket_message_bytes_total{direction="to_target"} 5`,
 		`polysocket_polls_held 1`,
+		`polysocket_poll_duration_seconds_bucket{outcome="messages",le="0.25"} 0`,
+		`polysocket_poll_duration_seconds_bucket{outcome="messages",le="0.5"} 1`,
+		`polysocket_poll_duration_seconds_count{outcome="messages"} 1`,
+		`polysocket_poll_duration_seconds_bucket{outcome="heartbeat",le="20"} 0`,
+		`polysocket_poll_duration_seconds_bucket{outcome="heartbeat",le="30"} 1`,
+		`polysocket_poll_duration_seconds_count{outcome="gone"} 0`,
 		`polysocket_draining 1`,
 		`polysocket_capacity 100`,
 		`polysocket_max_buffered_total_bytes 4096`,

@@ -1,10 +1,51 @@
 package session
 
+import "time"
+
 // Counter is the part of a Prometheus counter or gauge a session needs:
 // prometheus.Counter and prometheus.Gauge satisfy it. Add is called on
 // the data path, so it must be cheap and must not allocate; resolve any
 // labels once, when the Counters are built.
 type Counter interface{ Add(float64) }
+
+// Observer is the part of a Prometheus histogram a session needs:
+// prometheus.Observer. Like Counter.Add, Observe is on the data path.
+type Observer interface{ Observe(float64) }
+
+// PollOutcome is how a poll was answered, for Counters.PollSeconds.
+type PollOutcome uint8
+
+// The poll outcomes.
+const (
+	// PollMessages: the poll took messages.
+	PollMessages PollOutcome = iota
+	// PollHeartbeat: nothing to send by the poll's TTL (at once for a
+	// TTL of 0).
+	PollHeartbeat
+	// PollSuperseded: a newer poll of the client took the turn.
+	PollSuperseded
+	// PollClosed: the session is over: the poll acked the close
+	// message, or found the session forgotten.
+	PollClosed
+	// PollGone: the client went away while the poll waited.
+	PollGone
+	// PollError: the poll was refused (an ack beyond the last message).
+	PollError
+	// NumPollOutcomes is the number of outcomes, the length of
+	// Counters.PollSeconds.
+	NumPollOutcomes
+)
+
+var pollOutcomeNames = [NumPollOutcomes]string{"messages", "heartbeat", "superseded", "closed", "gone", "error"}
+
+// String is the outcome's name: messages, heartbeat, superseded, closed,
+// gone or error.
+func (o PollOutcome) String() string {
+	if o < NumPollOutcomes {
+		return pollOutcomeNames[o]
+	}
+	return "unknown"
+}
 
 // Counters count a registry's traffic. A nil field counts nothing, so
 // the zero Counters costs a nil check per event.
@@ -18,6 +59,11 @@ type Counters struct {
 	// PollsHeld goes up by one while a poll waits for messages, and
 	// back down when it answers (a gauge).
 	PollsHeld Counter
+	// PollSeconds, by outcome, observe each poll's time from its start
+	// on the session to its answer being decided, once per poll, held or
+	// not. A held poll is answered after its HTTP handler returned, so no
+	// request timing sees it.
+	PollSeconds [NumPollOutcomes]Observer
 }
 
 func (c *Counters) toTarget(n int) {
@@ -42,6 +88,28 @@ func (c *Counters) pollHeld(d float64) {
 	if c.PollsHeld != nil {
 		c.PollsHeld.Add(d)
 	}
+}
+
+func (c *Counters) pollDone(o PollOutcome, d time.Duration) {
+	if ob := c.PollSeconds[o]; ob != nil {
+		ob.Observe(d.Seconds())
+	}
+}
+
+// outcomeOf names how a poll was answered with b and err; superseded
+// polls are named by their caller.
+func outcomeOf(b Batch, err error) PollOutcome {
+	switch {
+	case err == nil && len(b.Messages) > 0:
+		return PollMessages
+	case err == nil && b.Heartbeat:
+		return PollHeartbeat
+	case err == nil, err == ErrUnknown:
+		return PollClosed // the ack of the close answers an empty batch
+	case err == ErrAbandoned:
+		return PollGone
+	}
+	return PollError
 }
 
 // Cause says why a session ended; see Session.Cause.

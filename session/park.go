@@ -14,6 +14,10 @@ type parkedPoll struct {
 	maxBytes int64
 	owner    any
 	answer   func(Batch, error)
+	// start is when the poll reached the session (park), since
+	// monoEpoch, and outcome how it was answered: for its metric.
+	start   time.Duration
+	outcome PollOutcome
 }
 
 // errPark tells PollPark that its poll waited out the grace.
@@ -119,7 +123,7 @@ func (s *Session) AbandonParked(owner any) bool {
 		s.mu.Unlock()
 		return false
 	}
-	answer := s.detachParkedLocked(Batch{}, ErrAbandoned)
+	answer := s.detachParkedLocked(Batch{}, ErrAbandoned, PollGone)
 	s.mu.Unlock()
 	answer()
 	return true
@@ -131,34 +135,38 @@ func (s *Session) checkParkedLocked() {
 	p := s.parked
 	switch {
 	case s.removed:
-		s.answerParkedLocked(Batch{}, ErrUnknown)
+		s.answerParkedLocked(Batch{}, ErrUnknown, PollClosed)
 	case len(s.queue) > 0:
 		if s.inAnswer {
 			s.answerDue.Store(true) // see flushAnswer
 			return
 		}
-		s.answerParkedLocked(s.batchLocked(p.maxBytes), nil)
+		s.answerParkedLocked(s.batchLocked(p.maxBytes), nil, PollMessages)
 	case !time.Now().Before(s.pollDue):
-		s.answerParkedLocked(Batch{Heartbeat: true}, nil)
+		s.answerParkedLocked(Batch{Heartbeat: true}, nil, PollHeartbeat)
 	}
 }
 
 // answerParkedLocked detaches the parked poll and answers it on a
 // goroutine the registry owns: the answer may write to the network,
 // which must not happen under s.mu nor on a request's or a timer's
-// goroutine.
-func (s *Session) answerParkedLocked(b Batch, err error) {
-	s.reg.g.goFunc(s.detachParkedLocked(b, err))
+// goroutine. o is how the poll was answered, for its metric.
+func (s *Session) answerParkedLocked(b Batch, err error, o PollOutcome) {
+	s.reg.g.goFunc(s.detachParkedLocked(b, err, o))
 }
 
 // detachParkedLocked detaches the parked poll and returns its answer,
-// to be run without s.mu.
-func (s *Session) detachParkedLocked(b Batch, err error) func() {
+// to be run without s.mu. The poll's time is observed there, before
+// the answer is written: what it measures is the wait, not the client.
+func (s *Session) detachParkedLocked(b Batch, err error, o PollOutcome) func() {
 	p := s.parked
 	s.parked = nil
+	p.outcome = o // in p rather than the closure: its size class holds
 	return func() {
+		now := time.Now()
 		s.cfg.Counters.pollHeld(-1)
-		s.endRequest()
+		s.endRequestAt(now)
+		s.cfg.Counters.pollDone(p.outcome, now.Sub(monoEpoch)-p.start)
 		p.answer(b, err)
 	}
 }
@@ -174,7 +182,7 @@ func (s *Session) flushAnswer() {
 	s.answerDue.Store(false)
 	var answer func()
 	if p := s.parked; p != nil && len(s.queue) > 0 {
-		answer = s.detachParkedLocked(s.batchLocked(p.maxBytes), nil)
+		answer = s.detachParkedLocked(s.batchLocked(p.maxBytes), nil, PollMessages)
 		// Writing the answer to a slow client can take long, and the
 		// read loop reads nothing meanwhile: a pong waits behind it, as
 		// when the queue is full, so a missed one does not count.

@@ -78,9 +78,10 @@ func (s *Session) await(ctx context.Context, w *waiter, owner any, grace <-chan 
 // true): answer is called later, exactly once, with the poll's answer,
 // and the poll counts as a request in progress until then.
 func (s *Session) park(req PollRequest, answer func(Batch, error)) (b Batch, parked bool, err error) {
+	start := time.Now() // the poll's start, for its metric and its TTL
 	s.beginRequest()
 	s.mu.Lock()
-	b, parked, err = s.parkLocked(req, answer)
+	b, parked, err = s.parkLocked(req, answer, start)
 	s.mu.Unlock()
 	if err == errRemove {
 		// The ack of the close message: answered with nothing, quietly
@@ -89,7 +90,9 @@ func (s *Session) park(req PollRequest, answer func(Batch, error)) (b Batch, par
 		b, err = closeAcked(), nil
 	}
 	if !parked {
-		s.endRequest()
+		now := time.Now()
+		s.endRequestAt(now)
+		s.cfg.Counters.pollDone(outcomeOf(b, err), now.Sub(start))
 	}
 	return b, parked, err
 }
@@ -97,7 +100,7 @@ func (s *Session) park(req PollRequest, answer func(Batch, error)) (b Batch, par
 // errRemove tells park that the client acked the close message.
 var errRemove = errors.New("session: close acked")
 
-func (s *Session) parkLocked(req PollRequest, answer func(Batch, error)) (Batch, bool, error) {
+func (s *Session) parkLocked(req PollRequest, answer func(Batch, error), start time.Time) (Batch, bool, error) {
 	if s.removed {
 		return Batch{}, false, ErrUnknown
 	}
@@ -113,7 +116,7 @@ func (s *Session) parkLocked(req PollRequest, answer func(Batch, error)) (Batch,
 	// One poll at a time: a newer one takes the turn, and the older one
 	// answers at once with nothing.
 	if s.parked != nil {
-		s.answerParkedLocked(Batch{Messages: []*Message{}}, nil)
+		s.answerParkedLocked(Batch{Messages: []*Message{}}, nil, PollSuperseded)
 	}
 	switch {
 	case len(s.queue) > 0:
@@ -121,11 +124,11 @@ func (s *Session) parkLocked(req PollRequest, answer func(Batch, error)) (Batch,
 	case req.TTL <= 0:
 		return Batch{Heartbeat: true}, false, nil
 	}
-	s.parked = &parkedPoll{maxBytes: req.MaxBytes, owner: req.Owner, answer: answer}
+	s.parked = &parkedPoll{maxBytes: req.MaxBytes, owner: req.Owner, answer: answer, start: start.Sub(monoEpoch)}
 	s.cfg.Counters.pollHeld(1)
 	// One timer per session, reset by each parked poll, instead of a
 	// timer per poll; it checks pollDue when it fires.
-	s.pollDue = time.Now().Add(req.TTL)
+	s.pollDue = start.Add(req.TTL)
 	if s.pollTimer == nil {
 		s.pollTimer = time.AfterFunc(req.TTL, s.onPollTimer)
 	} else {

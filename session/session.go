@@ -366,11 +366,19 @@ func (s *Session) beginRequest() {
 	s.mu.Unlock()
 }
 
-func (s *Session) endRequest() {
+func (s *Session) endRequest() { s.endRequestAt(time.Time{}) }
+
+// endRequestAt is endRequest at now, for a caller that has read the
+// clock (a poll, for its metric): one read serves both. A zero now reads
+// the clock only if the idle timeout needs it.
+func (s *Session) endRequestAt(now time.Time) {
 	s.mu.Lock()
 	s.active--
 	if s.active == 0 && !s.removed {
-		s.lastEnd = time.Now()
+		if now.IsZero() {
+			now = time.Now()
+		}
+		s.lastEnd = now
 		// A pending timer fires no later than lastEnd+IdleTimeout and
 		// re-arms for the rest, so it need not move on every request
 		// (a timer change per request). An ended session's timeout can

@@ -183,7 +183,10 @@ window.S = (function () {
   function open(url, id, m) {
     const s = {id: id, echoes: 0, pushes: 0, bad: [], buffered: -1, close: null};
     const closeSelf = /mode=client$/.test(url);
-    const ps = new PolySocket(url, [], {token: 'dev', forcePolyfill: true});
+    // The faults hit the probe of the session host too (two connections
+    // in three), which the default 5s connect budget does not always
+    // outlast; the soak is about what an open socket delivers.
+    const ps = new PolySocket(url, [], {token: 'dev', forcePolyfill: true, connectTimeout: 30000});
     ps.binaryType = 'arraybuffer';
     ps.onopen = function () {
       for (let i = 1; i <= m; i++) { ps.send(i % 5 === 0 ? bytes(cmsg(id, i)) : cmsg(id, i)); }

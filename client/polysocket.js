@@ -44,6 +44,7 @@
   // them in n order, holding early ones); with the long poll that stays
   // under the six connections a browser opens per host.
   var MAX_FLIGHT = 4;
+  var SEND_WINDOW = 64;         // the relay holds sends this far ahead (session SendWindow)
   var doc = win.document;
   // The native constructor as the page had it when we loaded (or when
   // install replaced it): the native-first attempt still needs it once
@@ -816,6 +817,10 @@
       // While a send is being retried nothing new goes: the relay holds
       // later numbers only up to its window (64) ahead of it.
       if (this.retrying()) { return; }
+      // Nor may a number run SEND_WINDOW ahead of the oldest one still
+      // in flight: a request that hangs (no failure yet) would let the
+      // others run past the relay's window, which refuses them for good.
+      if (this.flying.length && this.n + 1 - this.flying[0].req.p.n >= SEND_WINDOW) { return; }
       it = this.queue[0];
       if (!it || it.pending) { return; }
       pos = it.pos;

@@ -111,3 +111,29 @@ func TestGiveUpCloses(t *testing.T) {
 		t.Fatalf("close events %q, want one 1006 with the reason", got)
 	}
 }
+
+// TestSendWindowBehindHungSend checks that while one send hangs (no
+// answer, no failure yet) the others do not run more than the relay's
+// window (64) ahead of it: the relay refuses such numbers for good, and
+// the message would be lost (seen in Firefox under the soak's faults).
+func TestSendWindowBehindHungSend(t *testing.T) {
+	vm := pageVM(t)
+	run(t, vm, `var ps = T.openSession(), answered = {}, top = 0;
+		for (var i = 1; i <= 200; i++) { ps.send('m' + i); }
+		for (var k = 0; k < 1000; k++) {
+			var any = false;
+			for (var j = 0; j < T.scripts.length; j++) {
+				var s = T.scripts[j], m = /\/s\/S\?cb=PolySocket\._cb\.(c[0-9]+).*&n=([0-9]+)/.exec(s.src);
+				if (!m || answered[m[1]]) { continue; }
+				var n = Number(m[2]);
+				if (n > top) { top = n; }
+				if (n === 1) { continue; } // hangs
+				answered[m[1]] = true; any = true;
+				PolySocket._cb[m[1]]({ok: true});
+			}
+			if (!any) { break; }
+		}`)
+	if top := run(t, vm, "top").ToInteger(); top < 2 || top > 64 {
+		t.Fatalf("sends went up to n=%d behind a hung n=1; want 2..64 (the relay's window)", top)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -43,6 +44,10 @@ type bidiAnswer struct {
 // bidiReadLimit bounds one message from the browser: an evaluation's
 // value can be the events of a thousand messages.
 const bidiReadLimit = 64 << 20
+
+// bidiWriteTimeout bounds writing one command: the browser reads them
+// promptly unless it is stuck.
+const bidiWriteTimeout = 30 * time.Second
 
 // dialBiDi connects to the browser's BiDi endpoint (ws://host:port/session).
 // It sends no Origin header: Firefox refuses connections that carry one,
@@ -132,7 +137,13 @@ func (b *bidi) call(ctx context.Context, method string, params, result any) erro
 		forget()
 		return err
 	}
-	if err := b.c.Write(ctx, websocket.MessageText, msg); err != nil {
+	// The write gets its own deadline, not ctx: the websocket library
+	// closes the connection when a write's context ends, and one
+	// caller's deadline must not cut every later command off.
+	wctx, wcancel := context.WithTimeout(context.Background(), bidiWriteTimeout)
+	err = b.c.Write(wctx, websocket.MessageText, msg)
+	wcancel()
+	if err != nil {
 		forget()
 		return fmt.Errorf("%s: %w", method, err)
 	}

@@ -1,6 +1,7 @@
 package browser
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -89,6 +90,18 @@ func testBrowserSoak(t *testing.T, b Browser) {
 		}
 		urls = append(urls, target.URL(target.Addr(), i, mode))
 	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		raw, err := tab.page.Eval(ctx, "JSON.stringify(S.peek())")
+		t.Logf("the sockets at the end: %s (%v)", raw, err)
+		for i := range urls {
+			t.Logf("target side %d: %+v", i, target.Side(i))
+		}
+	})
 	begin := time.Now()
 	tab.eval(fmt.Sprintf("S.start(%s, %d)", js(urls), browserSoakMessages), nil)
 	var got []soakState
@@ -164,10 +177,16 @@ window.S = (function () {
     if (typeof d === 'string') { return d; }
     return String.fromCharCode.apply(null, new Uint8Array(d));
   }
+  function state(s) {
+    return {id: s.id, echoes: s.echoes, pushes: s.pushes, bad: s.bad, buffered: s.buffered, close: s.close};
+  }
   function open(url, id, m) {
     const s = {id: id, echoes: 0, pushes: 0, bad: [], buffered: -1, close: null};
     const closeSelf = /mode=client$/.test(url);
-    const ps = new PolySocket(url, [], {token: 'dev', forcePolyfill: true});
+    // The faults hit the probe of the session host too (two connections
+    // in three), which the default 5s connect budget does not always
+    // outlast; the soak is about what an open socket delivers.
+    const ps = new PolySocket(url, [], {token: 'dev', forcePolyfill: true, connectTimeout: 30000});
     ps.binaryType = 'arraybuffer';
     ps.onopen = function () {
       for (let i = 1; i <= m; i++) { ps.send(i % 5 === 0 ? bytes(cmsg(id, i)) : cmsg(id, i)); }
@@ -191,16 +210,32 @@ window.S = (function () {
       }
       if (s.echoes === m && s.pushes === m) { drained(); }
     };
+    ps.onerror = function (e) { s.bad.push('error ' + (e && e.message)); };
     ps.onclose = function (e) {
       if (s.buffered !== 0) { s.buffered = ps.bufferedAmount; }
       s.close = {code: e.code, reason: e.reason};
     };
+    s.ps = ps;
     socks.push(s);
   }
   return {
     start: function (urls, m) { urls.forEach(function (u, id) { open(u, id, m); }); },
     done: function () {
-      return socks.length > 0 && socks.every(function (s) { return s.close; }) ? socks : null;
+      return socks.length > 0 && socks.every(function (s) { return s.close; }) ? socks.map(state) : null;
+    },
+    // peek tells where each socket stands, for a soak that did not end.
+    peek: function () {
+      return socks.map(function (s) {
+        const r = s.ps._relay, st = state(s);
+        st.readyState = s.ps.readyState;
+        st.bufferedAmount = s.ps.bufferedAmount;
+        if (r) {
+          st.relay = {done: !!r.done, gone: !!r.gone, n: r.n, ack: r.ack, queue: r.queue.length,
+            flying: r.flying.map(function (f) { return {n: f.req.p.n, path: f.req.path, post: !!f.req.post, tries: f.tries, failedAt: f.failedAt}; }),
+            pollFailedAt: r.pollFailedAt || 0, pollTries: r.pollTries || 0, now: Date.now()};
+        }
+        return st;
+      });
     }
   };
 })();

@@ -100,6 +100,18 @@ type Result struct {
 	Errors [kinds][]string
 }
 
+// Shortfalls describes each kind whose n attackers were not all
+// refused at once with 403 socket and a close; none when all were.
+func (r Result) Shortfalls(n int) []string {
+	var out []string
+	for k, refused := range r.Refused {
+		if refused != n {
+			out = append(out, fmt.Sprintf("%v: %d of %d refused at once with 403 socket and a close; others: %q", Kind(k), refused, n, r.Errors[k]))
+		}
+	}
+	return out
+}
+
 // Attack is a running attack: its attackers hold their connections
 // until Release.
 type Attack struct {
